@@ -1,0 +1,116 @@
+package devices
+
+// govmm's debug and test device: lets a guest end the VM with a status,
+// timestamp its boot, and measure exit latency. It is registered at port
+// 0xf4 (PortDebugExit, 4 ports) and also at an MMIO window, because guest
+// ring-3 code cannot do port I/O on PVM hosts but can touch MMIO.
+//
+//	off  read                         write
+//	0    0                            exit status: the VM ends with the byte
+//	1    0                            boot-timer mark: logs the time since
+//	                                  the VMM started, labelled with the byte
+//	2    low byte of the write count  scratch: counted, nothing else
+//	3    0                            ignored
+//
+// A wider access at an offset uses its low byte: a 2- or 4-byte write at
+// offset 0 exits with the low byte.
+//
+// Unlike QEMU's isa-debug-exit, which exits with (v<<1)|1 so that a guest
+// can never exit 0, writing v here exits with exactly v: 0 is success.
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Register offsets.
+const (
+	DebugExitStatus  = 0 // write: end the VM with this status
+	DebugExitMark    = 1 // write: log a boot-timer mark
+	DebugExitScratch = 2 // write: count; read: the count's low byte
+	DebugExitSize    = 4 // bytes of registers, at the port and in MMIO
+)
+
+// DebugExit is the debug/test device. It is safe for concurrent use.
+type DebugExit struct {
+	onExit func(status int)
+	start  time.Time
+	now    func() time.Time
+
+	logMu sync.Mutex
+	log   io.Writer
+
+	scratch   atomic.Uint64
+	marks     atomic.Uint64
+	logErrors atomic.Uint64
+}
+
+// DebugExitState is the state of a DebugExit.
+type DebugExitState struct {
+	ScratchWrites uint64
+	Marks         uint64
+}
+
+// NewDebugExit returns the device. onExit is called on the vCPU's thread
+// when the guest writes a status; it should make the VM stop and return,
+// not block. Marks are timed from start and written as lines to log.
+func NewDebugExit(onExit func(status int), start time.Time, log io.Writer) *DebugExit {
+	return &DebugExit{onExit: onExit, start: start, now: time.Now, log: log}
+}
+
+// RestoreDebugExit rebuilds the device from st.
+func RestoreDebugExit(st DebugExitState, onExit func(status int), start time.Time, log io.Writer) *DebugExit {
+	d := NewDebugExit(onExit, start, log)
+	d.scratch.Store(st.ScratchWrites)
+	d.marks.Store(st.Marks)
+	return d
+}
+
+// State returns the counters.
+func (d *DebugExit) State() DebugExitState {
+	return DebugExitState{ScratchWrites: d.scratch.Load(), Marks: d.marks.Load()}
+}
+
+// LogErrors counts marks that could not be written to the log.
+func (d *DebugExit) LogErrors() uint64 { return d.logErrors.Load() }
+
+// Read returns the scratch count's low byte at DebugExitScratch, else 0.
+func (d *DebugExit) Read(off uint64, p []byte) {
+	clear(p)
+	if off == DebugExitScratch && len(p) > 0 {
+		p[0] = byte(d.scratch.Load())
+	}
+}
+
+// Write acts on the low byte of p.
+func (d *DebugExit) Write(off uint64, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	v := p[0]
+	switch off {
+	case DebugExitStatus:
+		if d.onExit != nil {
+			d.onExit(int(v))
+		}
+	case DebugExitMark:
+		d.mark(v)
+	case DebugExitScratch:
+		d.scratch.Add(1)
+	}
+}
+
+func (d *DebugExit) mark(label byte) {
+	d.marks.Add(1)
+	since := d.now().Sub(d.start)
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	_, err := fmt.Fprintf(d.log, "boot-timer: mark %d (%#02x) at %d us (%v) since VMM start\n",
+		label, label, since.Microseconds(), since.Round(time.Microsecond))
+	if err != nil {
+		d.logErrors.Add(1)
+	}
+}
