@@ -1,0 +1,92 @@
+package kvm
+
+import "fmt"
+
+// Cap names a KVM capability, the argument of KVM_CHECK_EXTENSION. The
+// answer is 0 when the capability is absent and a positive number (often 1,
+// sometimes a count or limit) when present.
+type Cap int
+
+// Capabilities govmm asks about (KVM_CAP_*, numbers from linux/kvm.h).
+const (
+	CapIRQChip             Cap = 0   // KVM_CAP_IRQCHIP: in-kernel PIC and IOAPIC
+	CapHLT                 Cap = 1   // KVM_CAP_HLT
+	CapUserMemory          Cap = 3   // KVM_CAP_USER_MEMORY
+	CapSetTSSAddr          Cap = 4   // KVM_CAP_SET_TSS_ADDR
+	CapExtCPUID            Cap = 7   // KVM_CAP_EXT_CPUID: KVM_GET_SUPPORTED_CPUID and KVM_SET_CPUID2
+	CapNrVCPUs             Cap = 9   // KVM_CAP_NR_VCPUS: recommended vCPUs per VM
+	CapMPState             Cap = 14  // KVM_CAP_MP_STATE
+	CapSyncMMU             Cap = 16  // KVM_CAP_SYNC_MMU: host mapping changes reach the guest
+	CapSetGuestDebug       Cap = 23  // KVM_CAP_SET_GUEST_DEBUG
+	CapIRQRouting          Cap = 25  // KVM_CAP_IRQ_ROUTING
+	CapIRQFD               Cap = 32  // KVM_CAP_IRQFD
+	CapPIT2                Cap = 33  // KVM_CAP_PIT2
+	CapPITState2           Cap = 35  // KVM_CAP_PIT_STATE2
+	CapIOEventFD           Cap = 36  // KVM_CAP_IOEVENTFD
+	CapSetIdentityMapAddr  Cap = 37  // KVM_CAP_SET_IDENTITY_MAP_ADDR
+	CapAdjustClock         Cap = 39  // KVM_CAP_ADJUST_CLOCK: KVM_GET_CLOCK and KVM_SET_CLOCK
+	CapInternalErrorData   Cap = 40  // KVM_CAP_INTERNAL_ERROR_DATA
+	CapVCPUEvents          Cap = 41  // KVM_CAP_VCPU_EVENTS
+	CapDebugRegs           Cap = 50  // KVM_CAP_DEBUGREGS
+	CapX86RobustSingleStep Cap = 51  // KVM_CAP_X86_ROBUST_SINGLESTEP
+	CapXSave               Cap = 55  // KVM_CAP_XSAVE
+	CapXCRs                Cap = 56  // KVM_CAP_XCRS
+	CapTSCControl          Cap = 60  // KVM_CAP_TSC_CONTROL
+	CapGetTSCKHz           Cap = 61  // KVM_CAP_GET_TSC_KHZ
+	CapMaxVCPUs            Cap = 66  // KVM_CAP_MAX_VCPUS: the most vCPUs per VM
+	CapReadonlyMem         Cap = 81  // KVM_CAP_READONLY_MEM
+	CapCheckExtensionVM    Cap = 105 // KVM_CAP_CHECK_EXTENSION_VM: KVM_CHECK_EXTENSION on a VM fd
+	CapSplitIRQChip        Cap = 121 // KVM_CAP_SPLIT_IRQCHIP
+	CapIOEventFDAnyLength  Cap = 122 // KVM_CAP_IOEVENTFD_ANY_LENGTH
+	CapMaxVCPUID           Cap = 128 // KVM_CAP_MAX_VCPU_ID
+	CapImmediateExit       Cap = 136 // KVM_CAP_IMMEDIATE_EXIT
+	CapX86DisableExits     Cap = 143 // KVM_CAP_X86_DISABLE_EXITS
+	CapBinaryStatsFD       Cap = 203 // KVM_CAP_BINARY_STATS_FD
+	CapXSave2              Cap = 208 // KVM_CAP_XSAVE2
+	CapSystemEventData     Cap = 215 // KVM_CAP_SYSTEM_EVENT_DATA: SystemEventExit.Data is valid
+)
+
+var capNames = map[Cap]string{
+	CapIRQChip:             "KVM_CAP_IRQCHIP",
+	CapHLT:                 "KVM_CAP_HLT",
+	CapUserMemory:          "KVM_CAP_USER_MEMORY",
+	CapSetTSSAddr:          "KVM_CAP_SET_TSS_ADDR",
+	CapExtCPUID:            "KVM_CAP_EXT_CPUID",
+	CapNrVCPUs:             "KVM_CAP_NR_VCPUS",
+	CapMPState:             "KVM_CAP_MP_STATE",
+	CapSyncMMU:             "KVM_CAP_SYNC_MMU",
+	CapSetGuestDebug:       "KVM_CAP_SET_GUEST_DEBUG",
+	CapIRQRouting:          "KVM_CAP_IRQ_ROUTING",
+	CapIRQFD:               "KVM_CAP_IRQFD",
+	CapPIT2:                "KVM_CAP_PIT2",
+	CapPITState2:           "KVM_CAP_PIT_STATE2",
+	CapIOEventFD:           "KVM_CAP_IOEVENTFD",
+	CapSetIdentityMapAddr:  "KVM_CAP_SET_IDENTITY_MAP_ADDR",
+	CapAdjustClock:         "KVM_CAP_ADJUST_CLOCK",
+	CapInternalErrorData:   "KVM_CAP_INTERNAL_ERROR_DATA",
+	CapVCPUEvents:          "KVM_CAP_VCPU_EVENTS",
+	CapDebugRegs:           "KVM_CAP_DEBUGREGS",
+	CapX86RobustSingleStep: "KVM_CAP_X86_ROBUST_SINGLESTEP",
+	CapXSave:               "KVM_CAP_XSAVE",
+	CapXCRs:                "KVM_CAP_XCRS",
+	CapTSCControl:          "KVM_CAP_TSC_CONTROL",
+	CapGetTSCKHz:           "KVM_CAP_GET_TSC_KHZ",
+	CapMaxVCPUs:            "KVM_CAP_MAX_VCPUS",
+	CapReadonlyMem:         "KVM_CAP_READONLY_MEM",
+	CapCheckExtensionVM:    "KVM_CAP_CHECK_EXTENSION_VM",
+	CapSplitIRQChip:        "KVM_CAP_SPLIT_IRQCHIP",
+	CapIOEventFDAnyLength:  "KVM_CAP_IOEVENTFD_ANY_LENGTH",
+	CapMaxVCPUID:           "KVM_CAP_MAX_VCPU_ID",
+	CapImmediateExit:       "KVM_CAP_IMMEDIATE_EXIT",
+	CapX86DisableExits:     "KVM_CAP_X86_DISABLE_EXITS",
+	CapBinaryStatsFD:       "KVM_CAP_BINARY_STATS_FD",
+	CapXSave2:              "KVM_CAP_XSAVE2",
+	CapSystemEventData:     "KVM_CAP_SYSTEM_EVENT_DATA",
+}
+
+func (c Cap) String() string {
+	if n, ok := capNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("KVM_CAP_%d", int(c))
+}
