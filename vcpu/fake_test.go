@@ -1,0 +1,108 @@
+package vcpu
+
+import (
+	"sync"
+
+	"govmm/kvm"
+)
+
+// fakeHW plays back a script of exits, then behaves like a guest spinning
+// in a loop: KVM_RUN blocks until a kick sets immediate_exit.
+type fakeHW struct {
+	mu        sync.Mutex
+	script    []func() kvm.Exit
+	immediate bool
+	kicked    chan struct{} // signalled by SetImmediateExit(true)
+	regs      kvm.Regs
+	sregs     kvm.Sregs
+	events    kvm.VCPUEvents
+	runs      int
+}
+
+func newFakeHW(script ...func() kvm.Exit) *fakeHW {
+	return &fakeHW{script: script, kicked: make(chan struct{}, 1)}
+}
+
+func (f *fakeHW) Run() (kvm.Exit, error) {
+	f.mu.Lock()
+	f.runs++
+	if f.immediate {
+		f.mu.Unlock()
+		return &kvm.InterruptedExit{}, nil
+	}
+	if len(f.script) > 0 {
+		next := f.script[0]
+		f.script = f.script[1:]
+		f.mu.Unlock()
+		return next(), nil
+	}
+	f.mu.Unlock()
+	<-f.kicked // the guest spins until the VMM kicks it out
+	return &kvm.InterruptedExit{}, nil
+}
+
+func (f *fakeHW) SetImmediateExit(on bool) {
+	f.mu.Lock()
+	f.immediate = on
+	f.mu.Unlock()
+	if on {
+		select {
+		case f.kicked <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (f *fakeHW) GetRegs(r *kvm.Regs) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*r = f.regs
+	return nil
+}
+
+func (f *fakeHW) SetRegs(r *kvm.Regs) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.regs = *r
+	return nil
+}
+
+func (f *fakeHW) GetSregs(s *kvm.Sregs) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*s = f.sregs
+	return nil
+}
+
+func (f *fakeHW) GetVCPUEvents(e *kvm.VCPUEvents) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*e = f.events
+	return nil
+}
+
+func (f *fakeHW) SetVCPUEvents(e *kvm.VCPUEvents) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = *e
+	return nil
+}
+
+// recorder is a device that logs writes and answers reads with a value.
+type recorder struct {
+	mu     sync.Mutex
+	writes []string
+	answer byte
+}
+
+func (r *recorder) Read(off uint64, p []byte) {
+	for i := range p {
+		p[i] = r.answer
+	}
+}
+
+func (r *recorder) Write(off uint64, p []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes = append(r.writes, string(p))
+}

@@ -1,0 +1,65 @@
+package vcpu
+
+import "fmt"
+
+// State is where a vCPU is in its life. The transitions, all made by the
+// vCPU's own thread in Run:
+//
+//	Created --Run--> Running
+//	Running --Pause--> Paused --Resume--> Running
+//	Running --guest stops, error, or context done--> Stopped
+//	Paused  --context done--> Stopped
+//
+// Stopped is final.
+type State int32
+
+const (
+	Created State = iota
+	Running
+	Paused
+	Stopped
+)
+
+func (s State) String() string {
+	switch s {
+	case Created:
+		return "created"
+	case Running:
+		return "running"
+	case Paused:
+		return "paused"
+	case Stopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// StopReason says why a vCPU stopped running the guest.
+type StopReason int
+
+const (
+	// StopPowerOff: the guest asked to power off (ACPI, a PSCI-like
+	// system event, or the debug-exit device with its status).
+	StopPowerOff StopReason = iota
+	// StopReset: the guest asked for a reset (i8042 pulse, system event).
+	// govmm ends the VM; it does not reboot it.
+	StopReset
+	// StopHalt: the guest executed HLT with no in-kernel irqchip to wake it.
+	StopHalt
+	// StopCanceled: the VMM stopped the guest from outside.
+	StopCanceled
+)
+
+func (r StopReason) String() string {
+	switch r {
+	case StopPowerOff:
+		return "power off"
+	case StopReset:
+		return "reset"
+	case StopHalt:
+		return "halt"
+	case StopCanceled:
+		return "stopped by the VMM"
+	}
+	return fmt.Sprintf("StopReason(%d)", int(r))
+}
