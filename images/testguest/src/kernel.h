@@ -1,0 +1,34 @@
+/*
+ * kernel.h - what the ring-0 files (kernel.c, cpu.c) share.
+ */
+#ifndef KERNEL_H
+#define KERNEL_H
+
+#include "guest.h"
+
+#define PTE_US 0x4 /* page table entry bit: user-accessible */
+
+/* What trap_common (entry.S) pushes, from the lowest address up. */
+struct trap_frame {
+	u64 r15, r14, r13, r12, r11, r10, r9, r8;
+	u64 rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	u64 vector, error;            /* pushed by the stub */
+	u64 rip, cs, rflags, rsp, ss; /* pushed by the CPU */
+};
+
+/* cpu.c */
+void pio_write(u16 port, u8 v);
+void uart_init(void);
+void putc(char c);
+void puts(const char *s);
+void puthex(u64 v, int digits);
+void putdec(u64 v);
+void exit(int status) __attribute__((noreturn));
+void setup_cpu(void);
+void setup_paging(void);
+int make_user_accessible(u64 start, u64 end);
+void triple_fault(void) __attribute__((noreturn));
+void trap(struct trap_frame *f);
+extern int expect_breakpoint;
+
+#endif
