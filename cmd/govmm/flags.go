@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// options are the parsed command line.
+type options struct {
+	kernel, initrd, cmdline string
+	mem                     uint64
+	cpus                    int
+	boot                    string
+	serial                  string
+	kvmPath                 string
+	cacheDir                string
+	hideCPUID               string
+	verbose                 bool
+	help                    bool
+}
+
+const defaultCmdline = "console=ttyS0 reboot=k panic=-1"
+
+// parseFlags reads the command line. Long flags may be written with one
+// dash, as the design card does (-kernel), or two (--kernel).
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := pflag.NewFlagSet("govmm", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	var mem string
+	fs.StringVar(&o.kernel, "kernel", "", "the guest kernel: a Linux bzImage or an uncompressed ELF vmlinux (required)")
+	fs.StringVar(&o.initrd, "initrd", "", "an initial ramdisk to load for the kernel")
+	fs.StringVar(&o.cmdline, "append", defaultCmdline, "the kernel command line")
+	fs.StringVar(&mem, "mem", "512M", "guest RAM: a number with K, M, G or T (binary units); a bare number is MiB")
+	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
+	fs.StringVar(&o.boot, "boot", "auto", "how to start a bzImage: fast (decompress it in the VMM and boot the ELF inside, cached), bzimage (let the kernel decompress itself), auto (fast, falling back to bzimage)")
+	fs.StringVar(&o.serial, "serial", "stdio", "where the serial console goes: stdio (the terminal, raw, Ctrl-A x quits), file:PATH (output only), none")
+	fs.StringVar(&o.kvmPath, "kvm", "/dev/kvm", "the KVM device")
+	fs.StringVar(&o.cacheDir, "cache", defaultCacheDir(), "cache folder for decompressed kernels")
+	fs.StringVar(&o.hideCPUID, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print what the VMM does: boot path, layout, exit counts, fixups")
+	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: govmm -kernel FILE [-initrd FILE] [-mem SIZE] [-cpus N] [-append CMDLINE] [flags]\n\n"+
+			"Runs one virtual machine on KVM. Exit status: 0 when the guest powers off or\n"+
+			"resets, the guest's status when it writes one to the debug-exit port (0xf4),\n"+
+			"1 with a one-line reason on any error.\n\nFlags (one dash or two):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(longDashes(fs, args)); err != nil {
+		if err == pflag.ErrHelp {
+			return &options{help: true}, nil
+		}
+		return nil, fmt.Errorf("%w (run govmm -h for the flags)", err)
+	}
+	if o.help {
+		fs.Usage()
+		return o, nil
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: govmm takes only flags (run govmm -h)", fs.Arg(0))
+	}
+	if o.kernel == "" {
+		return nil, fmt.Errorf("no kernel: give one with -kernel FILE (a bzImage or an ELF vmlinux)")
+	}
+	var err error
+	if o.mem, err = parseSize(mem); err != nil {
+		return nil, fmt.Errorf("-mem: %w", err)
+	}
+	if o.cpus < 1 || o.cpus > 255 {
+		return nil, fmt.Errorf("-cpus %d: give between 1 and 255", o.cpus)
+	}
+	if err := oneOf("-boot", o.boot, "auto", "fast", "bzimage"); err != nil {
+		return nil, err
+	}
+	if err := oneOf("-hide-cpuid", o.hideCPUID, "auto", "on", "off"); err != nil {
+		return nil, err
+	}
+	if o.serial != "stdio" && o.serial != "none" && !strings.HasPrefix(o.serial, "file:") {
+		return nil, fmt.Errorf("-serial %q: give stdio, none or file:PATH", o.serial)
+	}
+	return o, nil
+}
+
+func oneOf(flag, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %q: give one of %s", flag, v, strings.Join(allowed, ", "))
+}
+
+// longDashes rewrites -name and -name=value into --name forms for every
+// long flag fs knows, leaving shorthands (-v, -h) and values alone.
+func longDashes(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(a) > 2 {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if fs.Lookup(name) != nil {
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
+		// Keep a flag's separate value as it is, even if it starts with a dash.
+		if strings.HasPrefix(a, "--") && !strings.Contains(a, "=") {
+			if f := fs.Lookup(a[2:]); f != nil && f.Value.Type() != "bool" && i+1 < len(args) {
+				i++
+				out = append(out, args[i])
+			}
+		}
+	}
+	return out
+}
+
+// defaultCacheDir is $GOVMM_CACHE, else the user's cache folder.
+func defaultCacheDir() string {
+	if d := os.Getenv("GOVMM_CACHE"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "govmm")
+	}
+	return filepath.Join(os.TempDir(), "govmm-cache")
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(*options) bool
+		wantErr string
+	}{
+		{"one dash", []string{"-kernel", "bz", "-mem", "2G", "-cpus", "2", "-append", "-x console=ttyS0"},
+			func(o *options) bool {
+				return o.kernel == "bz" && o.mem == 2<<30 && o.cpus == 2 && o.cmdline == "-x console=ttyS0"
+			}, ""},
+		{"two dashes and =", []string{"--kernel=bz", "--initrd=rd", "--mem=256"},
+			func(o *options) bool { return o.kernel == "bz" && o.initrd == "rd" && o.mem == 256<<20 }, ""},
+		{"one dash with =", []string{"-kernel=bz", "-v"},
+			func(o *options) bool { return o.kernel == "bz" && o.verbose && o.mem == 512<<20 }, ""},
+		{"defaults", []string{"-kernel", "bz"},
+			func(o *options) bool { return o.boot == "auto" && o.cmdline == defaultCmdline && o.serial == "stdio" }, ""},
+		{"no kernel", []string{"-mem", "1G"}, nil, "no kernel"},
+		{"bad size", []string{"-kernel", "bz", "-mem", "lots"}, nil, "-mem"},
+		{"bad cpus", []string{"-kernel", "bz", "-cpus", "0"}, nil, "-cpus"},
+		{"bad boot", []string{"-kernel", "bz", "-boot", "magic"}, nil, "-boot"},
+		{"bad serial", []string{"-kernel", "bz", "-serial", "tcp"}, nil, "-serial"},
+		{"unknown flag", []string{"-kernel", "bz", "-frobnicate"}, nil, "govmm -h"},
+		{"stray argument", []string{"-kernel", "bz", "extra"}, nil, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseFlags(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseFlags(%q) = %v", tt.args, err)
+			}
+			if !tt.check(o) {
+				t.Errorf("parseFlags(%q) = %+v, not what the case expects", tt.args, *o)
+			}
+		})
+	}
+}
+
+// TestHelpDocumentsEveryFlag checks -h names each flag govmm has.
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	var out bytes.Buffer
+	o, err := parseFlags([]string{"-h"}, &out)
+	if err != nil || !o.help {
+		t.Fatalf("parseFlags(-h) = %+v, %v, want help", o, err)
+	}
+	for _, f := range []string{"--kernel", "--initrd", "--append", "--mem", "--cpus", "--boot", "--serial", "--kvm", "--cache", "--hide-cpuid", "--verbose", "Exit status"} {
+		if !strings.Contains(out.String(), f) {
+			t.Errorf("-h output lacks %q:\n%s", f, out.String())
+		}
+	}
+}

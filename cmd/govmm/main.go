@@ -1,0 +1,49 @@
+// Command govmm runs one virtual machine on Linux KVM.
+//
+//	govmm -kernel bzImage -initrd initrd.cpio -mem 512M -append "console=ttyS0"
+//
+// Long flags take one dash or two. See -h for all of them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	status, err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "govmm:", err)
+		}
+		if status == 0 {
+			status = 1
+		}
+	}
+	os.Exit(status)
+}
+
+// errUsage marks an error already explained by the flag package.
+var errUsage = errors.New("usage")
+
+// run parses args, builds the VM and runs it. It returns the process exit
+// status: 0 when the guest powers off or resets, the guest's own status
+// when it ends through the debug-exit device, non-zero with an error
+// otherwise.
+func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) (int, error) {
+	opts, err := parseFlags(args, stderr)
+	if err != nil {
+		return 2, err
+	}
+	if opts.help {
+		return 0, nil
+	}
+	return runVM(ctx, opts, stdin, stdout, stderr)
+}

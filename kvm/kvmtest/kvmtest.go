@@ -1,0 +1,55 @@
+// Package kvmtest is the one place tests ask whether they can use KVM.
+//
+// A test that needs /dev/kvm calls Require first. Without KVM it skips with
+// the reason, except when GOVMM_REQUIRE_KVM=1 (set by `make test` and CI),
+// where it fails: a green CI run means the guests really ran.
+// GOVMM_SKIP_KVM=1 skips such tests on purpose (`make unit`).
+package kvmtest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"govmm/kvm"
+)
+
+// Path is the KVM device tests use: $GOVMM_KVM, else /dev/kvm.
+func Path() string {
+	if p := os.Getenv("GOVMM_KVM"); p != "" {
+		return p
+	}
+	return "/dev/kvm"
+}
+
+// Require skips or fails t unless KVM can be opened, and returns the kind
+// of host it is.
+func Require(t testing.TB) kvm.HostKind {
+	t.Helper()
+	if os.Getenv("GOVMM_SKIP_KVM") == "1" {
+		t.Skip("GOVMM_SKIP_KVM=1: tests that run guests are skipped")
+	}
+	sys, err := kvm.Open(Path())
+	if err == nil {
+		err = kvm.CheckAPI(sys)
+		if cerr := sys.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		if os.Getenv("GOVMM_REQUIRE_KVM") == "1" {
+			t.Fatalf("GOVMM_REQUIRE_KVM=1 but KVM is unusable: %v", err)
+		}
+		t.Skipf("needs KVM: %v (set GOVMM_REQUIRE_KVM=1 to make this a failure)", err)
+	}
+	return kvm.DetectHost(os.DirFS("/"))
+}
+
+// CacheDir is where tests keep built fixtures: $GOVMM_CACHE, else a folder
+// in the system's temporary directory shared by test runs.
+func CacheDir() string {
+	if d := os.Getenv("GOVMM_CACHE"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "govmm-test-cache")
+}

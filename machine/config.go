@@ -1,0 +1,98 @@
+// Package machine wires one virtual machine together from a Config: KVM,
+// guest RAM, the legacy devices, the kernel and its boot structures, and
+// the vCPUs; and runs it until the guest stops.
+package machine
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// BootPath says how a bzImage is started.
+type BootPath int
+
+const (
+	// BootAuto tries BootFast and falls back to BootBzImage when the
+	// payload is anything the VMM does not expect.
+	BootAuto BootPath = iota
+	// BootFast decompresses the bzImage's payload in the VMM (cached by
+	// the image's hash) and boots the ELF kernel inside directly. On PVM
+	// hosts this saves the minutes the in-guest decompressor takes there.
+	BootFast
+	// BootBzImage loads the bzImage as a boot loader would and lets the
+	// kernel decompress itself.
+	BootBzImage
+)
+
+// ParseBootPath reads the -boot flag's words.
+func ParseBootPath(s string) (BootPath, error) {
+	switch s {
+	case "auto":
+		return BootAuto, nil
+	case "fast":
+		return BootFast, nil
+	case "bzimage":
+		return BootBzImage, nil
+	}
+	return 0, fmt.Errorf("boot path %q: give auto, fast or bzimage", s)
+}
+
+func (b BootPath) String() string {
+	switch b {
+	case BootFast:
+		return "fast"
+	case BootBzImage:
+		return "bzimage"
+	}
+	return "auto"
+}
+
+// HideMode says whether to hide the CPU features PVM's emulator fails on.
+type HideMode int
+
+const (
+	HideAuto HideMode = iota // on PVM hosts only
+	HideOn
+	HideOff
+)
+
+// Config describes one VM.
+type Config struct {
+	KVMPath  string // usually /dev/kvm
+	Kernel   []byte // a bzImage or an ELF vmlinux
+	Initrd   []byte // nil for none
+	Cmdline  string
+	MemSize  uint64
+	CPUs     int
+	Boot     BootPath
+	CacheDir string // for decompressed kernels; "" disables the cache
+	Hide     HideMode
+
+	// SerialOut receives the guest's COM1 output.
+	SerialOut io.Writer
+	// SerialIn, if set, is read for COM1 input. A terminal is put in raw
+	// mode; Ctrl-A x stops the VM.
+	SerialIn *os.File
+	// Log receives the VMM's own messages (boot-timer marks, verbose
+	// reports). nil discards them.
+	Log io.Writer
+	// Verbose adds the boot path, layout and exit statistics to Log.
+	Verbose bool
+	// Start is when the VMM started, for boot-timer marks. Zero means now.
+	Start time.Time
+}
+
+func (c *Config) validate() error {
+	if len(c.Kernel) == 0 {
+		return fmt.Errorf("no kernel image given")
+	}
+	if c.MemSize == 0 {
+		return fmt.Errorf("guest RAM size is zero")
+	}
+	if c.CPUs < 1 {
+		return fmt.Errorf("%d vCPUs: give at least 1", c.CPUs)
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"govmm/boot"
+	"govmm/devices"
+	"govmm/kvm"
+	"govmm/memory"
+	"govmm/vcpu"
+)
+
+// Machine is one VM: its KVM objects, RAM, devices and vCPUs.
+type Machine struct {
+	cfg    Config
+	log    io.Writer
+	host   kvm.HostKind
+	sys    *kvm.System
+	vm     *kvm.VM
+	mem    *memory.Memory
+	plat   *platform
+	hw     []*kvm.VCPU
+	vcpus  []*vcpu.VCPU
+	Loaded *Loaded
+
+	endOnce sync.Once
+	end     ending // what the guest or the VMM asked for first
+}
+
+// ending is how the VM was asked to stop from a device.
+type ending struct {
+	set    bool
+	reason vcpu.StopReason
+	status int
+}
+
+// New builds a VM from c: opens KVM, maps RAM, creates the devices, loads
+// the kernel and sets up the vCPUs. Close releases everything.
+func New(c Config) (m *Machine, err error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if c.Start.IsZero() {
+		c.Start = time.Now()
+	}
+	m = &Machine{cfg: c, log: c.Log, host: kvm.DetectHost(os.DirFS("/"))}
+	if m.log == nil {
+		m.log = io.Discard
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, m.Close())
+			m = nil
+		}
+	}()
+	if m.sys, err = kvm.Open(c.KVMPath); err != nil {
+		return m, err
+	}
+	if err := kvm.CheckAPI(m.sys); err != nil {
+		return m, err
+	}
+	if m.vm, err = m.sys.CreateVM(); err != nil {
+		return m, err
+	}
+	if err := m.setupVM(); err != nil {
+		return m, err
+	}
+	if m.mem, err = memory.New(c.MemSize); err != nil {
+		return m, err
+	}
+	for i, r := range m.mem.Regions() {
+		if err := m.vm.SetUserMemoryRegion(uint32(i), 0, uint64(r.Start), r.Host); err != nil {
+			return m, fmt.Errorf("adding RAM [%v, %v) to the VM: %w", r.Start, r.End(), err)
+		}
+	}
+	if m.plat, err = newPlatform(m, m.mem, c.SerialOut, m.log, c.Start, m.powerOff, m.reset); err != nil {
+		return m, err
+	}
+	if m.Loaded, err = loadKernel(m.mem, &m.cfg, m.log); err != nil {
+		return m, err
+	}
+	if err := m.createVCPUs(); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// setupVM gives KVM the addresses it needs and creates the in-kernel
+// interrupt controllers (PIC, IOAPIC, LAPICs) and the PIT.
+func (m *Machine) setupVM() error {
+	if err := m.vm.SetTSSAddr(uint64(boot.KVMTSSAddr)); err != nil {
+		return err
+	}
+	if err := m.vm.SetIdentityMapAddr(uint64(boot.KVMIdentityMapAddr)); err != nil {
+		return err
+	}
+	if err := m.vm.CreateIRQChip(); err != nil {
+		return err
+	}
+	return m.vm.CreatePIT2()
+}
+
+// line implements irqLines with KVM_IRQ_LINE on the in-kernel irqchip.
+func (m *Machine) line(irq uint32) devices.IRQLine {
+	return devices.IRQFunc(func(high bool) error { return m.vm.SetIRQLine(irq, high) })
+}
+
+// hideCPUID says whether to hide the features PVM's emulator fails on.
+func (m *Machine) hideCPUID() bool {
+	switch m.cfg.Hide {
+	case HideOn:
+		return true
+	case HideOff:
+		return false
+	}
+	return m.host == kvm.HostPVM
+}
+
+// createVCPUs creates every vCPU with its CPUID; the boot vCPU (0) gets the
+// entry state, the others wait for INIT/SIPI in the in-kernel LAPIC.
+func (m *Machine) createVCPUs() error {
+	supported, err := m.sys.SupportedCPUID()
+	if err != nil {
+		return err
+	}
+	var hide []vcpu.CPUIDBit
+	if m.hideCPUID() {
+		hide = vcpu.PVMHidden
+	}
+	for id := 0; id < m.cfg.CPUs; id++ {
+		hw, err := m.vm.CreateVCPU(id)
+		if err != nil {
+			return err
+		}
+		m.hw = append(m.hw, hw)
+		cpuid := vcpu.BuildCPUID(supported, vcpu.CPUIDOptions{ID: id, Topology: vcpu.Topology{Cores: m.cfg.CPUs}, Hide: hide})
+		if err := hw.SetCPUID2(cpuid); err != nil {
+			return fmt.Errorf("vcpu %d: %w", id, err)
+		}
+		if id == 0 {
+			if err := m.bootState(hw); err != nil {
+				return fmt.Errorf("vcpu 0: %w", err)
+			}
+		}
+		m.vcpus = append(m.vcpus, vcpu.New(vcpu.Config{ID: id, HW: hw, IO: m.plat.io, MMIO: m.plat.mmio, Mem: m.mem}))
+	}
+	return nil
+}
+
+// bootState puts the boot vCPU at the kernel's entry point.
+func (m *Machine) bootState(hw *kvm.VCPU) error {
+	var sregs kvm.Sregs
+	if err := hw.GetSregs(&sregs); err != nil {
+		return err
+	}
+	regs := entryRegisters(m.Loaded.Entry, &sregs)
+	if err := hw.SetSregs(&sregs); err != nil {
+		return err
+	}
+	if err := hw.SetRegs(&regs); err != nil {
+		return err
+	}
+	fpu := initialFPU()
+	if err := hw.SetFPU(&fpu); err != nil {
+		return err
+	}
+	var lapic kvm.LAPICState
+	if err := hw.GetLAPIC(&lapic); err != nil {
+		return err
+	}
+	virtualWire(&lapic)
+	return hw.SetLAPIC(&lapic)
+}
+
+// Memory is the guest's RAM.
+func (m *Machine) Memory() *memory.Memory { return m.mem }
+
+// VCPUs are the machine's vCPUs, boot vCPU first.
+func (m *Machine) VCPUs() []*vcpu.VCPU { return m.vcpus }
+
+// Host is the kind of KVM host the machine runs on.
+func (m *Machine) Host() kvm.HostKind { return m.host }
+
+// Close releases the vCPUs, the VM, RAM and /dev/kvm. It must not be called
+// while Run is running.
+func (m *Machine) Close() error {
+	var errs []error
+	for _, hw := range m.hw {
+		errs = append(errs, hw.Close())
+	}
+	m.hw = nil
+	if m.vm != nil {
+		errs = append(errs, m.vm.Close())
+		m.vm = nil
+	}
+	if m.mem != nil {
+		errs = append(errs, m.mem.Close())
+		m.mem = nil
+	}
+	if m.sys != nil {
+		errs = append(errs, m.sys.Close())
+		m.sys = nil
+	}
+	return errors.Join(errs...)
+}
