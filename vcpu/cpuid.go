@@ -13,8 +13,8 @@ const (
 	leafExtFeatures1 = 0x8000_0001
 )
 
-// cpuidBit names one feature bit: a leaf (and subleaf), a register, a bit.
-type cpuidBit struct {
+// CPUIDBit names one feature bit: a leaf (and subleaf), a register, a bit.
+type CPUIDBit struct {
 	Name    string
 	Leaf    uint32
 	Subleaf uint32
@@ -26,7 +26,7 @@ type cpuidBit struct {
 // (measured on PVM hosts, see DESIGN.md) or that depend on one that is
 // hidden. A guest that sees them clear does not use them, and on PVM its
 // ring-0 code is emulated, so hiding them keeps the guest alive.
-var PVMHidden = []cpuidBit{
+var PVMHidden = []CPUIDBit{
 	{"cx16 (cmpxchg16b)", leafFeatures, 0, 'c', 13},
 	{"movbe", leafFeatures, 0, 'c', 22},
 	{"popcnt", leafFeatures, 0, 'c', 23},
@@ -72,7 +72,7 @@ type Topology struct {
 type CPUIDOptions struct {
 	ID       int      // the vCPU's APIC ID
 	Topology Topology // how many vCPUs, as cores of one socket
-	Hide     []cpuidBit
+	Hide     []CPUIDBit
 }
 
 // BuildCPUID returns the CPUID table for one vCPU: what KVM supports, with
