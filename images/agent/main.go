@@ -1,0 +1,116 @@
+// Command agent is govmm's guest agent. u-root's init starts it as
+// /bin/uinit in the default initrd (see images.BuildInitrd). It
+//
+//  1. prints GOVMM-AGENT-READY on its own line to the console;
+//  2. loads the kernel modules listed in /lib/modules/<release>/modules.dep,
+//     each after those it depends on, printing one line per module
+//     ("GOVMM-AGENT-MODULE virtio_net ok", "... FAILED: <why>"), going on
+//     past failures;
+//  3. if the kernel command line has govmm.cmd=<base64url of a shell
+//     command>, runs that command with /bin/sh -c and prints
+//     "GOVMM-AGENT-EXIT <status>"; then, if the command line also has
+//     govmm.shell=1, starts an interactive shell on the console;
+//     with no govmm.cmd, it starts the interactive shell;
+//  4. syncs and powers the machine off.
+//
+// govmm.cmd is base64 with the URL alphabet (RFC 4648 section 5), padding
+// optional, so any command (spaces, quotes, newlines) fits in one kernel
+// parameter; images.AgentCommandLine makes it.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Markers a host reads off the serial console.
+const (
+	readyMarker = "GOVMM-AGENT-READY"
+	exitMarker  = "GOVMM-AGENT-EXIT"
+)
+
+func main() {
+	if os.Getppid() != 1 {
+		fmt.Fprintln(os.Stderr, "govmm agent: not started by init; it powers the machine off, so it only runs as the guest's uinit")
+		os.Exit(2)
+	}
+	run(os.Stdout)
+	powerOff(os.Stdout)
+}
+
+// run does everything but the power-off.
+func run(out io.Writer) {
+	fmt.Fprintln(out, readyMarker)
+
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		fmt.Fprintf(out, "govmm agent: uname: %v; no kernel modules loaded\n", err)
+	} else {
+		release := unix.ByteSliceToString(uts.Release[:])
+		loadModules(out, "/lib/modules/"+release, initModule)
+	}
+
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fmt.Fprintf(out, "govmm agent: read kernel command line: %v\n", err)
+	}
+	cfg, err := parseConfig(string(cmdline))
+	if err != nil {
+		fmt.Fprintf(out, "govmm agent: %v\n", err)
+		fmt.Fprintf(out, "%s %d\n", exitMarker, statusBadCommandLine)
+		return
+	}
+	if cfg.Cmd != "" {
+		status := runCommand(cfg.Cmd, out)
+		fmt.Fprintf(out, "%s %d\n", exitMarker, status)
+		if !cfg.Shell {
+			return
+		}
+	}
+	shell := exec.Command("/bin/sh")
+	shell.Stdin, shell.Stdout, shell.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := shell.Run(); err != nil {
+		fmt.Fprintf(out, "govmm agent: shell: %v\n", err)
+	}
+}
+
+// Statuses the agent reports itself, as shells do.
+const (
+	statusBadCommandLine = 2
+	statusCannotRun      = 127
+)
+
+// runCommand runs cmd through the shell on the console and returns its exit
+// status: 128+n if signal n killed it, 127 if it could not start.
+func runCommand(cmd string, out io.Writer) int {
+	c := exec.Command("/bin/sh", "-c", cmd)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := c.Run()
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	fmt.Fprintf(out, "govmm agent: run /bin/sh: %v\n", err)
+	return statusCannotRun
+}
+
+func initModule(image []byte) error {
+	return unix.InitModule(image, "")
+}
+
+func powerOff(out io.Writer) {
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		fmt.Fprintf(out, "govmm agent: power off: %v\n", err)
+	}
+}

@@ -1,0 +1,83 @@
+// Command mkimages makes the default govmm guest: it fetches Debian 12's cloud
+// kernel (or takes the one given) and builds the initrd with u-root around
+// the guest agent, into a cache directory, and prints their paths:
+//
+//	kernel=/repo/.cache/debian-kernel/6.1.192-2/boot/vmlinuz-6.1.0-56-cloud-amd64
+//	release=6.1.0-56-cloud-amd64
+//	initrd=/repo/.cache/initrd/0123456789abcdef.cpio
+//
+// Progress goes to standard error.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"govmm/images"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "mkimages: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mkimages", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cache := fs.String("cache", "", "cache directory (default: .cache at the govmm module root)")
+	kernel := fs.String("kernel", "", "use this bzImage instead of fetching Debian's cloud kernel")
+	modules := fs.String("modules", "", "with -kernel: its /lib/modules/<release> directory (default: no modules)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: see -h", fs.Args())
+	}
+	if *modules != "" && *kernel == "" {
+		return fmt.Errorf("-modules needs -kernel")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	root, err := images.FindModuleRoot(wd)
+	if err != nil {
+		return err
+	}
+	if *cache == "" {
+		*cache = filepath.Join(root, ".cache")
+	}
+
+	var g images.Guest
+	if *kernel == "" {
+		g, err = images.DefaultGuest(ctx, *cache, root, stderr)
+	} else {
+		g, err = userGuest(ctx, *kernel, *modules, *cache, root, stderr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "kernel=%s\nrelease=%s\ninitrd=%s\n", g.Kernel.Vmlinuz, g.Kernel.Release, g.Initrd)
+	return nil
+}
+
+func userGuest(ctx context.Context, kernel, modules, cache, root string, log io.Writer) (images.Guest, error) {
+	k, err := images.KernelFromPath(kernel, modules)
+	if err != nil {
+		return images.Guest{}, err
+	}
+	initrd, err := images.BuildInitrd(ctx, images.InitrdOptions{CacheDir: cache, ModuleRoot: root, Kernel: k, Log: log})
+	if err != nil {
+		return images.Guest{}, err
+	}
+	return images.Guest{Kernel: k, Initrd: initrd}, nil
+}
