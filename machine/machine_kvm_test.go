@@ -120,8 +120,8 @@ func TestGuestStatusAndFaults(t *testing.T) {
 		if !errors.As(err, &ge) {
 			t.Fatalf("Run() = %v, want a GuestError\nserial:\n%s", err, serial)
 		}
-		if !strings.Contains(ge.Error(), "triple fault") || ge.Regs.RIP == 0 || !strings.Contains(ge.Detail(), "cr3=") {
-			t.Errorf("report = %q, want a triple fault with registers", ge.Detail())
+		if !strings.Contains(ge.Error(), "triple fault") || ge.Regs.RIP == 0 || !strings.Contains(ge.Registers(), "cr3=") {
+			t.Errorf("report = %q, want a triple fault with registers", ge.Registers())
 		}
 	})
 	t.Run("int3 reaches the guest's handler", func(t *testing.T) {

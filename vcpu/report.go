@@ -30,12 +30,12 @@ func (e *GuestError) Error() string {
 	return fmt.Sprintf("vcpu %d: %s at rip=%#x [% x] %s", e.VCPU, e.Reason, e.Regs.RIP, e.Insn, e.Disasm)
 }
 
-// Detail is the full register dump for the log.
-func (e *GuestError) Detail() string {
+// Registers is the register dump for the log, several lines; empty when
+// the registers could not be read.
+func (e *GuestError) Registers() string {
 	var b strings.Builder
-	fmt.Fprintln(&b, e.Error())
 	if e.StateErr != nil {
-		return b.String()
+		return ""
 	}
 	r, s := &e.Regs, &e.Sregs
 	fmt.Fprintf(&b, "  rax=%016x rbx=%016x rcx=%016x rdx=%016x\n", r.RAX, r.RBX, r.RCX, r.RDX)

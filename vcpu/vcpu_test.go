@@ -97,8 +97,8 @@ func TestTripleFaultReport(t *testing.T) {
 	if strings.Contains(line, "\n") {
 		t.Errorf("Error() = %q, want one line", line)
 	}
-	if d := ge.Detail(); !strings.Contains(d, "rax=000000000000dead") {
-		t.Errorf("Detail() lacks the registers:\n%s", d)
+	if d := ge.Registers(); !strings.Contains(d, "rax=000000000000dead") {
+		t.Errorf("Registers() lacks the registers:\n%s", d)
 	}
 }
 

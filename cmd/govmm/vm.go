@@ -66,7 +66,7 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 	if err != nil {
 		var ge *vcpu.GuestError
 		if errors.As(err, &ge) {
-			fmt.Fprint(stderr, ge.Detail())
+			fmt.Fprint(stderr, ge.Registers())
 		}
 		return 1, err
 	}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages govmm's tests and benchmarks use, if missing.
+#   gcc, binutils         build the test guests
+#   lz4, xz-utils, zstd   compress the test guests' bzImage payloads
+#   qemu-system-x86       the peer in `make bench`; on hosts without
+#                         /dev/kvm, the emulated SVM machine the KVM tests
+#                         run in (nested KVM)
+#   busybox-static        the userland of that machine
+#   ca-certificates       apt over https mirrors
+set -euo pipefail
+pkgs=(gcc binutils lz4 xz-utils zstd qemu-system-x86 busybox-static ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
