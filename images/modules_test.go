@@ -241,3 +241,15 @@ func TestCollectModulesErrors(t *testing.T) {
 		t.Errorf("ModulesDep(a needs b) = %q, want an error", dep)
 	}
 }
+
+// FuzzModInfo reads .modinfo out of any bytes: modules come from a
+// downloaded package, so they are file input.
+func FuzzModInfo(f *testing.F) {
+	f.Add([]byte("\x7fELF"))
+	f.Add([]byte("not a module"))
+	f.Fuzz(func(t *testing.T, ko []byte) {
+		if info, err := ModInfo(ko); err != nil && info != nil {
+			t.Errorf("ModInfo = %v with error %v, want nil with an error", info, err)
+		}
+	})
+}

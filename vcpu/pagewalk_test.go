@@ -61,3 +61,25 @@ func TestTranslate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTranslate walks page tables the guest controls: any bytes, any
+// control registers, any address must give an address or an error, never
+// a panic or an endless walk.
+func FuzzTranslate(f *testing.F) {
+	f.Add(make([]byte, 0x3000), uint64(cr0PG|1), uint64(0x1000), uint64(cr4PAE), uint64(eferLMA), uint64(0xffffffff81000000))
+	f.Add([]byte{3, 0x10, 0, 0, 0, 0, 0, 0}, uint64(cr0PG), uint64(0), uint64(cr4PSE), uint64(0), uint64(0x1234))
+	f.Add([]byte{0x83, 0, 0, 0}, uint64(cr0PG), uint64(0), uint64(cr4PAE), uint64(0), uint64(0xc0000000))
+	f.Fuzz(func(t *testing.T, ram []byte, cr0, cr3, cr4, efer, linear uint64) {
+		if len(ram) == 0 {
+			return
+		}
+		mem, err := memory.FromRegions(memory.Region{Start: 0, Host: ram})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pa, err := Translate(mem, Paging{CR0: cr0, CR3: cr3, CR4: cr4, EFER: efer}, linear)
+		if err == nil && cr0&cr0PG == 0 && uint64(pa) != linear {
+			t.Errorf("Translate with paging off = %v, want %#x", pa, linear)
+		}
+	})
+}

@@ -59,3 +59,17 @@ func TestParseConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseConfig feeds the agent's command-line parser any text: the
+// kernel command line is whatever the VM's user wrote.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(`console=ttyS0 govmm.cmd=ZWNobyBoaQ govmm.shell=1`)
+	f.Add(`"govmm.cmd=a b" govmm.cmd=!!! quiet`)
+	f.Add(`govmm.cmd= govmm.shell=yes`)
+	f.Fuzz(func(t *testing.T, cmdline string) {
+		cfg, err := parseConfig(cmdline)
+		if err != nil && (cfg.Cmd != "" || cfg.Shell) {
+			t.Errorf("parseConfig(%q) = %+v with error %v, want a zero config with an error", cmdline, cfg, err)
+		}
+	})
+}

@@ -1,0 +1,72 @@
+# govmm's entry points. See README.md.
+#
+#   make run     build govmm and the default Linux guest, boot it to a shell
+#   make test    what CI runs: vet, unit tests, and the tests that run guests
+#   make bench   side-by-side measurements (a program, not a test)
+
+GO     ?= go
+CACHE  ?= $(CURDIR)/.cache
+MEM    ?= 512M
+CPUS   ?= 1
+GOVMM  := bin/govmm
+IMAGES := $(CACHE)/images.env
+
+# Test binaries must be static: on hosts without /dev/kvm they run inside
+# an emulated machine that has nothing but busybox.
+export CGO_ENABLED := 0
+export GOVMM_CACHE := $(CACHE)
+
+# Packages whose tests run guests on KVM.
+KVM_PKGS := ./kvm/... ./machine/... ./cmd/govmm/...
+
+.PHONY: all build deps images guests run test unit kvm-test bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(GOVMM) ./cmd/govmm
+
+# Debian packages for the tests and benchmarks (idempotent).
+deps:
+	./scripts/deps.sh
+
+# The default Linux guest: Debian's cloud kernel and the u-root initrd.
+images:
+	@mkdir -p $(CACHE)
+	$(GO) run ./images/cmd/mkimages -cache $(CACHE) > $(IMAGES).tmp
+	@mv $(IMAGES).tmp $(IMAGES)
+	@cat $(IMAGES)
+
+# The project's own test guests (gcc), into the cache.
+guests:
+	$(GO) run ./images/testguest/cmd/mkguests -cache $(CACHE)
+
+run: build images
+	./scripts/run.sh $(GOVMM) $(IMAGES) $(MEM) $(CPUS)
+
+test: deps images guests
+	$(GO) vet ./...
+	$(MAKE) unit
+	$(MAKE) kvm-test
+
+# Everything, natively, with the tests that need KVM skipped.
+unit:
+	GOVMM_SKIP_KVM=1 $(GO) test -count=1 -timeout 20m ./...
+
+# The tests that run guests. testvm-exec runs each test binary directly
+# where /dev/kvm works, and otherwise inside an emulated SVM machine with
+# nested KVM. GOVMM_REQUIRE_KVM=1 turns every KVM skip into a failure.
+kvm-test:
+	$(GO) build -o bin/testvm-exec ./testvm/cmd/testvm-exec
+	GOVMM_REQUIRE_KVM=1 $(GO) test -count=1 -timeout 25m -exec $(CURDIR)/bin/testvm-exec $(KVM_PKGS)
+
+bench: build
+	$(GO) run ./bench -govmm $(GOVMM) -cache $(CACHE)
+
+# A short run of every fuzz target (make fuzz FUZZTIME=5m for longer).
+FUZZTIME ?= 15s
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin
