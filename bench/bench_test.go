@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"govmm/images/testguest"
+	"govmm/kvm/kvmtest"
+	"govmm/testvm"
+)
+
+// testGuestELF builds the test guests (or finds them built) and returns
+// guest.elf.
+func testGuestELF(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not installed: cannot build the test guest")
+	}
+	g, err := testguest.Build(kvmtest.CacheDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.ELF
+}
+
+func TestParseMark(t *testing.T) {
+	tests := []struct {
+		line  string
+		label int
+		us    int64
+		ok    bool
+	}{
+		{"boot-timer: mark 1 (0x01) at 1234 us (1.234ms) since VMM start", 1, 1234, true},
+		{"boot-timer: mark 7 (0x7) at 99 us since VMM start\r", 7, 99, true},
+		{"boot-timer: mark 1 (0x01) at 12", 0, 0, false},
+		{"govmm: boot-timer: mark 1 (0x01) at 5 us", 0, 0, false},
+		{"boot-timer: mark x at 5 us", 0, 0, false},
+		{"", 0, 0, false},
+	}
+	for _, tt := range tests {
+		label, us, ok := parseMark(tt.line)
+		if label != tt.label || us != tt.us || ok != tt.ok {
+			t.Errorf("parseMark(%q) = %d, %d, %v, want %d, %d, %v", tt.line, label, us, ok, tt.label, tt.us, tt.ok)
+		}
+	}
+}
+
+func TestMarkWriterSplitLine(t *testing.T) {
+	m := &markWriter{start: time.Now()}
+	for _, p := range []string{"govmm: loading\nboot-timer: mark 1 (0x01) at 4", "21 us (421µs) since VMM start\n", "boot-timer: mark 2 (0x02) at 9 us\n"} {
+		if _, err := m.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen, own := m.marks(); seen <= 0 || own != 421*time.Microsecond {
+		t.Errorf("marks() = %v, %v, want > 0, 421µs (the first mark, whole)", seen, own)
+	}
+}
+
+const smapsSample = `55d4c2a00000-55d4c2a21000 r-xp 00000000 fd:01 1234   /usr/bin/govmm
+Size:                132 kB
+Rss:                 120 kB
+VmFlags: rd ex mr mw me
+7f0000000000-7f0020000000 rw-p 00000000 00:00 0 
+Size:             524288 kB
+KernelPageSize:        4 kB
+Rss:                2052 kB
+Pss:                2052 kB
+VmFlags: rd wr mr mw me nr
+7f1000000000-7f1040000000 ---p 00000000 00:00 0 
+Size:            1048576 kB
+Rss:                   0 kB
+7f2000000000-7f2000400000 rw-p 00000000 00:00 0 
+Size:               4096 kB
+Rss:                3000 kB
+7f3000000000-7f3040200000 rw-p 00000000 00:00 0 
+Size:            1050624 kB
+Rss:                   8 kB
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
+Size:                132 kB
+Rss:                  16 kB
+`
+
+func TestParseSmapsAndGuestMapping(t *testing.T) {
+	ms, err := parseSmaps(smapsSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 6 {
+		t.Fatalf("parseSmaps: %d mappings, want 6: %+v", len(ms), ms)
+	}
+	if ms[0].Path != "/usr/bin/govmm" || ms[0].Size != 132<<10 || ms[5].Path != "[stack]" {
+		t.Errorf("parseSmaps: %+v and %+v, want the file and the stack named, sizes in bytes", ms[0], ms[5])
+	}
+	g, err := guestMapping(ms, 512<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Start != 0x7f0000000000 || g.Rss != 2052<<10 {
+		t.Errorf("guestMapping = %+v, want the 512 MiB rw mapping (not the PROT_NONE or larger one)", g)
+	}
+	if _, err := guestMapping(ms, 2<<30); err == nil {
+		t.Errorf("guestMapping(2 GiB) found one, want an error")
+	}
+	if _, err := parseSmaps("zzzz-1000 rw-p 0 00:00 0\n"); err == nil {
+		t.Errorf("parseSmaps(bad address) succeeded, want an error")
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	got, err := parseVmRSS("Name:\tgovmm\nVmPeak:\t 1 kB\nVmRSS:\t   20480 kB\nThreads: 5\n")
+	if err != nil || got != 20<<20 {
+		t.Errorf("parseVmRSS = %d, %v, want %d, nil", got, err, 20<<20)
+	}
+	if _, err := parseVmRSS("Name: x\n"); err == nil {
+		t.Errorf("parseVmRSS(no VmRSS) succeeded, want an error")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []time.Duration
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]time.Duration{5}, 5},
+		{[]time.Duration{9, 1, 5}, 5},
+		{[]time.Duration{4, 1, 3, 2}, 2}, // (2+3)/2 in integer nanoseconds
+		{[]time.Duration{10, 30, 20, 40}, 25},
+	}
+	for _, tt := range tests {
+		in := append([]time.Duration(nil), tt.in...)
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", in, got, tt.want)
+		}
+		for i := range in {
+			if in[i] != tt.in[i] {
+				t.Errorf("median reordered its argument: %v", tt.in)
+			}
+		}
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	rows := []row{
+		{Name: "exit round trip", Govmm: value(7.5), Peer: value(6), Unit: "us", Notes: "peer cvmm"},
+		{Name: "rss", Govmm: value(123.4), Peer: missing("n/a (no QEMU)"), Unit: "MiB", Notes: "two\nlines"},
+		{Name: "x", Govmm: missing("failed"), Peer: value(0.01234), Unit: "ms"},
+	}
+	var b bytes.Buffer
+	if err := writeTable(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	want := `name             govmm   peer           ratio  unit  notes
+exit round trip  7.50    6.00           1.25x  us    peer cvmm
+rss              123     n/a (no QEMU)  -      MiB   two lines
+x                failed  0.012          -      ms    
+`
+	if b.String() != want {
+		t.Errorf("writeTable =\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestParseResult(t *testing.T) {
+	rc := &resultCatcher{log: &bytes.Buffer{}}
+	in := report{Header: []string{"h"}, Rows: []row{{Name: "a", Govmm: value(1), Peer: missing("n/a")}}}
+	var b bytes.Buffer
+	if err := jsonLine(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"[ 1.0] kernel says hi\r\n" + b.String()[:10], b.String()[10:]} {
+		if _, err := rc.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := rc.report()
+	if err != nil || len(got.Rows) != 1 || got.Rows[0].Govmm.Value != 1 || got.Rows[0].Peer.Missing != "n/a" {
+		t.Errorf("report() = %+v, %v, want the rows back", got, err)
+	}
+	if log := rc.log.(*bytes.Buffer).String(); log != "  vm| [ 1.0] kernel says hi\n" {
+		t.Errorf("console passed on = %q, want the kernel line only", log)
+	}
+	if _, err := parseResult(""); err == nil {
+		t.Errorf("parseResult(\"\") succeeded, want an error")
+	}
+}
+
+// underTCG rewrites QEMU's command line to use software emulation, so
+// that the QEMU peer's code paths run on hosts without KVM.
+func underTCG(v vmm) vmm {
+	argv := v.argv
+	v.argv = func(cmdline string, verbose bool) []string {
+		var out []string
+		for _, a := range argv(cmdline, verbose) {
+			switch a {
+			case "-enable-kvm":
+				out = append(out, "-accel", "tcg")
+			case "host":
+				out = append(out, "max")
+			default:
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	return v
+}
+
+// TestQEMUPeerUnderTCG boots the test guest in QEMU as the bench does (but
+// with TCG, which needs no KVM), and measures QEMU's memory while the guest
+// spins: the exit code convention and the smaps reading find QEMU's guest
+// RAM.
+func TestQEMUPeerUnderTCG(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU: skipped with -short")
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Skip("qemu-system-x86_64 not installed")
+	}
+	v := underTCG(qemuVMM(qemu, "microvm", testGuestELF(t), 256))
+	if a := strings.Join(v.argv("x", false), " "); !strings.Contains(a, "-accel tcg -M microvm -cpu max") {
+		t.Fatalf("underTCG: argv = %s", a)
+	}
+	want := fmt.Sprintf("ring3 ok sum=%08x", testguest.Checksum(1000))
+	if _, err := runOnce(context.Background(), v, bootCmdline, false, time.Minute, want); err != nil {
+		t.Errorf("runOnce(qemu, %q) = %v, want success (exit code 1)", bootCmdline, err)
+	}
+	if _, err := runOnce(context.Background(), v, "expect_mem=1", false, time.Minute, "checks ok"); err == nil {
+		t.Errorf("runOnce(qemu, expect_mem=1) succeeded, want the guest's failure (exit code 5) reported")
+	}
+	r, err := measureRSS(context.Background(), v, 256<<20, time.Minute, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.guestSize < 256<<20 || r.guestRSS == 0 || r.vmRSS <= r.guestRSS {
+		t.Errorf("measureRSS(qemu) = %+v, want a 256 MiB mapping partly touched, inside VmRSS", r)
+	}
+	t.Logf("qemu tcg: VmRSS %.1f MiB, guest %.1f MiB of %d MiB, overhead %.1f MiB", mib(r.vmRSS), mib(r.guestRSS), r.guestSize>>20, mib(r.overhead()))
+}
+
+// TestBuildCVMM compiles the C peer (warnings are errors) and checks the
+// binary is static, as testvm's machine needs, and reused when built.
+func TestBuildCVMM(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not installed")
+	}
+	dir := t.TempDir()
+	bin, err := buildCVMM(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testvm.CheckStatic(bin); err != nil {
+		t.Error(err)
+	}
+	again, err := buildCVMM(dir)
+	if err != nil || again != bin {
+		t.Errorf("buildCVMM again = %q, %v, want %q reused", again, err, bin)
+	}
+	out, err := exec.Command(bin).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "usage: cvmm") {
+		t.Errorf("cvmm with no arguments = %q, %v, want the usage and a failure", out, err)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"-govmm", "x", "-only", "pio,mmio", "-runs", "2"}, ""},
+		{[]string{"-only", "pio,boots"}, "-only"},
+		{[]string{"-mem", "16"}, "-mem"},
+		{[]string{"extra"}, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		_, err := parseFlags(tt.args, &bytes.Buffer{})
+		if (err == nil) != (tt.wantErr == "") || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("parseFlags(%q) = %v, want error containing %q", tt.args, err, tt.wantErr)
+		}
+	}
+}
