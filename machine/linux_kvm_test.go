@@ -72,10 +72,12 @@ func newWatcher(wanted ...string) *watcher {
 	return w
 }
 
+// Write keeps p with carriage returns dropped: Linux's serial console ends
+// lines with \r\n.
 func (w *watcher) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.text.Write(p)
+	w.text.WriteString(strings.ReplaceAll(string(p), "\r", ""))
 	for s, ch := range w.waiting {
 		if strings.Contains(w.text.String(), s) {
 			close(ch)

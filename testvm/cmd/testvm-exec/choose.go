@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"os"
+)
+
+type place int
+
+const (
+	onHost place = iota
+	inVM
+)
+
+// Reasons for choose's answer.
+const (
+	kvmUsable  = "the host's KVM works"
+	noKVMTests = "the binary has no KVM tests"
+	skipKVM    = "GOVMM_SKIP_KVM=1"
+	forcedHost = "GOVMM_TESTVM=never"
+	forcedVM   = "GOVMM_TESTVM=always"
+	kvmMissing = "the host has no usable KVM"
+)
+
+// choose says where the test binary runs: on the host when KVM works here,
+// when KVM tests are skipped anyway, or when the binary has no KVM tests;
+// else in the VM. GOVMM_TESTVM=always|never overrides it.
+func choose(binary, kvmPath string) (place, string, error) {
+	switch mode := os.Getenv("GOVMM_TESTVM"); mode {
+	case "", "auto":
+	case "always":
+		return inVM, forcedVM, nil
+	case "never":
+		return onHost, forcedHost, nil
+	default:
+		return onHost, "", fmt.Errorf("GOVMM_TESTVM=%q: want auto, always or never", mode)
+	}
+	if os.Getenv("GOVMM_SKIP_KVM") == "1" {
+		return onHost, skipKVM, nil
+	}
+	if f, err := os.OpenFile(kvmPath, os.O_RDWR, 0); err == nil {
+		f.Close()
+		return onHost, kvmUsable, nil
+	}
+	has, err := linksKVMTests(binary)
+	if err != nil {
+		return onHost, "", err
+	}
+	if !has {
+		return onHost, noKVMTests, nil
+	}
+	return inVM, kvmMissing, nil
+}
+
+// kvmFuncs name the functions that mark a test binary as one with KVM
+// tests: kvmtest's helpers, and kvm.Open for package kvm's own tests
+// (which cannot import kvmtest).
+var kvmFuncs = []string{"govmm/kvm/kvmtest.", "govmm/kvm.Open"}
+
+// linksKVMTests says whether the binary has KVM tests: whether it links
+// one of kvmFuncs.
+func linksKVMTests(binary string) (bool, error) {
+	for _, fn := range kvmFuncs {
+		if has, err := hasFunc(binary, fn); has || err != nil {
+			return has, err
+		}
+	}
+	return false, nil
+}
+
+// hasFunc says whether the Go binary has a function whose name starts with
+// prefix. It reads the function names in the .gopclntab section, which the
+// runtime needs for tracebacks and so stays when `go test` strips the
+// symbol table (inlined functions are there too). Without that section it
+// answers true.
+func hasFunc(binary, prefix string) (bool, error) {
+	f, err := elf.Open(binary)
+	if err != nil {
+		return false, fmt.Errorf("read test binary: %w", err)
+	}
+	defer f.Close()
+	sec := f.Section(".gopclntab")
+	if sec == nil {
+		return true, nil
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return false, fmt.Errorf("read test binary %s: %w", binary, err)
+	}
+	return bytes.Contains(data, []byte(prefix)), nil
+}

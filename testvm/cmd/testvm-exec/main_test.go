@@ -1,0 +1,161 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestChoose(t *testing.T) {
+	plain := plainProgram(t)
+	const notGo = "/bin/sh" // no .gopclntab: assumed to have KVM tests
+	devNull, noKVM := "/dev/null", filepath.Join(t.TempDir(), "kvm")
+	tests := []struct {
+		name    string
+		binary  string
+		env     map[string]string
+		kvm     string
+		want    place
+		wantWhy string
+	}{
+		{"kvm works", notGo, nil, devNull, onHost, kvmUsable},
+		{"no kvm, no kvm tests", plain, nil, noKVM, onHost, noKVMTests},
+		{"no kvm, notGo", notGo, nil, noKVM, inVM, kvmMissing},
+		{"skip kvm", notGo, map[string]string{"GOVMM_SKIP_KVM": "1"}, noKVM, onHost, skipKVM},
+		{"forced vm", plain, map[string]string{"GOVMM_TESTVM": "always"}, devNull, inVM, forcedVM},
+		{"forced host", notGo, map[string]string{"GOVMM_TESTVM": "never"}, noKVM, onHost, forcedHost},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOVMM_TESTVM", "")
+			t.Setenv("GOVMM_SKIP_KVM", "")
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			got, why, err := choose(tt.binary, tt.kvm)
+			if err != nil || got != tt.want || why != tt.wantWhy {
+				t.Errorf("choose() = %v, %q, %v, want %v, %q", got, why, err, tt.want, tt.wantWhy)
+			}
+		})
+	}
+	t.Setenv("GOVMM_TESTVM", "maybe")
+	if _, _, err := choose(notGo, noKVM); err == nil {
+		t.Error("choose(GOVMM_TESTVM=maybe) = nil error, want one")
+	}
+}
+
+// plainProgram builds a Go program that does not link kvmtest.
+func plainProgram(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{"go.mod": "module plain\n", "main.go": "package main\n\nfunc main() {}\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(goTool, "build", "-o", "plain", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "plain")
+}
+
+func TestHasFunc(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		binary, prefix string
+		want           bool
+	}{
+		{self, "govmm/testvm/cmd/testvm-exec.TestHasFunc", true},
+		{self, "govmm/kvm/kvmtest.", false},
+		{self, kvmFuncs[0], false},
+		{self, kvmFuncs[1], false},
+	}
+	for _, tt := range tests {
+		if got, err := hasFunc(tt.binary, tt.prefix); err != nil || got != tt.want {
+			t.Errorf("hasFunc(%s, %s) = %v, %v, want %v", tt.binary, tt.prefix, got, err, tt.want)
+		}
+	}
+	if _, err := hasFunc("/etc/hostname", "x"); err == nil {
+		t.Error("hasFunc(/etc/hostname) = nil error, want one: not ELF")
+	}
+}
+
+func TestCacheFiles(t *testing.T) {
+	cache := t.TempDir()
+	mk := func(rel string) string {
+		p := filepath.Join(cache, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	done := mk("testguest-abc/done")
+	mk("testguest-build-123/partial") // unfinished: left out
+	mk("debian-kernel/1/lib/modules/r/kernel/kvm.ko")
+	vmlinuz := mk("debian-kernel/1/boot/vmlinuz-r")
+	initrd := mk("initrd/new.cpio")
+	old := mk("initrd/old.cpio")
+
+	got, err := CacheFiles(cache)
+	want := []string{filepath.Dir(done), old, initrd, vmlinuz}
+	slices.Sort(got)
+	slices.Sort(want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("CacheFiles(no images.env) = %v, %v, want %v", got, err, want)
+	}
+
+	env := filepath.Join(cache, "images.env")
+	if err := os.WriteFile(env, []byte("kernel="+vmlinuz+"\nrelease=r\ninitrd="+initrd+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err = CacheFiles(cache)
+	want = []string{filepath.Dir(done), env, vmlinuz, initrd}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("CacheFiles(images.env) = %v, %v, want %v", got, err, want)
+	}
+	if got, err := CacheFiles(filepath.Join(cache, "none")); err != nil || len(got) != 0 {
+		t.Errorf("CacheFiles(missing) = %v, %v, want nothing", got, err)
+	}
+}
+
+func TestGuestEnv(t *testing.T) {
+	host := []string{"PATH=/usr/bin", "GOVMM_CACHE=/old", "GOVMM_FETCH=1", "GOVMM_TESTVM_CPUS=4", "GODEBUG=x=1", "HOME=/root", "GOFLAGS=-race"}
+	got := guestEnv(host, "/cache")
+	want := []string{"GOVMM_CACHE=/cache", "GOVMM_FETCH=1", "GODEBUG=x=1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("guestEnv() = %v, want %v", got, want)
+	}
+}
+
+func TestTestTimeout(t *testing.T) {
+	tests := []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"-test.paniconexit0", "-test.timeout=10m0s"}, 10*time.Minute + bootSlack},
+		{[]string{"--test.timeout", "1m"}, time.Minute + bootSlack},
+		{[]string{"-test.timeout=0s"}, 0},
+		{[]string{"-test.v=true"}, 0},
+	}
+	for _, tt := range tests {
+		if got := testTimeout(tt.args); got != tt.want {
+			t.Errorf("testTimeout(%q) = %v, want %v", tt.args, got, tt.want)
+		}
+	}
+}

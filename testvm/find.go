@@ -1,0 +1,150 @@
+package testvm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+
+	"govmm/images"
+)
+
+// KVMModules are the modules that give /dev/kvm in a VM with an AMD SVM CPU
+// (QEMU's "max" CPU under TCG); their dependencies come along.
+var KVMModules = []string{"kvm_amd"}
+
+// Find returns a Config with the host's pieces filled in: QEMU from PATH,
+// busybox at /bin/busybox, and Debian's cloud kernel with its KVM modules
+// from cacheDir, fetched there with images.DebianKernel if missing. Where
+// apt-cache cannot name the kernel (not a Debian host), a kernel already in
+// cacheDir/debian-kernel is used. Progress goes to log.
+func Find(ctx context.Context, cacheDir string, log io.Writer) (Config, error) {
+	var c Config
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return c, fmt.Errorf("testvm: qemu-system-x86_64 not found: apt-get install --no-install-recommends qemu-system-x86: %w", err)
+	}
+	c.QEMU = qemu
+	c.Busybox = "/bin/busybox"
+	if err := checkStatic(c.Busybox); err != nil {
+		return c, fmt.Errorf("testvm: %w: apt-get install busybox-static", err)
+	}
+	k, err := kernel(ctx, cacheDir, log)
+	if err != nil {
+		return c, err
+	}
+	if k.ModulesDir == "" {
+		return c, fmt.Errorf("testvm: kernel %s has no modules directory: give one with kvm_amd", k.Vmlinuz)
+	}
+	c.Kernel = k.Vmlinuz
+	mods, err := images.CollectModules(k.ModulesDir, KVMModules)
+	if err != nil {
+		return c, fmt.Errorf("testvm: %w", err)
+	}
+	ordered, err := loadOrder(mods)
+	if err != nil {
+		return c, err
+	}
+	for _, m := range ordered {
+		p, err := moduleFile(cacheDir, k, m)
+		if err != nil {
+			return c, err
+		}
+		c.Modules = append(c.Modules, p)
+	}
+	return c, nil
+}
+
+// kernel returns Debian's cloud kernel through the images package, or the
+// newest one already unpacked in cacheDir when apt cannot say which it is.
+func kernel(ctx context.Context, cacheDir string, log io.Writer) (images.KernelInfo, error) {
+	k, err := images.DebianKernel(ctx, cacheDir, log)
+	if err == nil {
+		return k, nil
+	}
+	found, _ := filepath.Glob(filepath.Join(cacheDir, "debian-kernel", "*", "boot", "vmlinuz-*"))
+	if len(found) == 0 {
+		return k, fmt.Errorf("testvm: no kernel for the VM (run `make images` on a Debian 12 host to fetch one into %s): %w", cacheDir, err)
+	}
+	sort.Strings(found)
+	vmlinuz := found[len(found)-1]
+	release := filepath.Base(vmlinuz)[len("vmlinuz-"):]
+	modules := filepath.Join(filepath.Dir(filepath.Dir(vmlinuz)), "lib", "modules", release)
+	fmt.Fprintf(log, "testvm: apt cannot name the kernel (%v); using %s\n", err, vmlinuz)
+	return images.KernelFromPath(vmlinuz, modules)
+}
+
+// loadOrder sorts modules so that each comes after the ones it depends on.
+func loadOrder(mods []images.Module) ([]images.Module, error) {
+	byName := map[string]images.Module{}
+	for _, m := range mods {
+		byName[m.Name] = m
+	}
+	var out []images.Module
+	state := map[string]int{} // 1: visiting, 2: done
+	var visit func(name string) error
+	visit = func(name string) error {
+		switch state[name] {
+		case 1:
+			return fmt.Errorf("testvm: kernel module %s depends on itself through its dependencies: the kernel's modules are damaged", name)
+		case 2:
+			return nil
+		}
+		m, ok := byName[name]
+		if !ok {
+			return fmt.Errorf("testvm: kernel module %s is needed but was not collected", name)
+		}
+		state[name] = 1
+		for _, d := range m.Depends {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		out = append(out, m)
+		return nil
+	}
+	for _, m := range mods {
+		if err := visit(m.Name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// moduleFile returns a path to m uncompressed: its own file when the kernel
+// ships it uncompressed, else a copy written once into
+// cacheDir/testvm-modules/<release>/.
+func moduleFile(cacheDir string, k images.KernelInfo, m images.Module) (string, error) {
+	p := filepath.Join(k.ModulesDir, filepath.FromSlash(m.Path))
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		return p, nil
+	}
+	dir := filepath.Join(cacheDir, "testvm-modules", k.Release)
+	p = filepath.Join(dir, filepath.Base(m.Path))
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("testvm: create %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".module-")
+	if err != nil {
+		return "", fmt.Errorf("testvm: write module %s: %w", m.Name, err)
+	}
+	defer os.Remove(f.Name()) // after the rename there is nothing to remove
+	_, err = f.Write(m.Data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		return "", fmt.Errorf("testvm: write module %s into %s: %w", m.Name, dir, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,76 @@
+package testvm
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestInitScript(t *testing.T) {
+	c := Config{
+		Modules: []string{"/k/irqbypass.ko", "/k/kvm.ko", "/k/kvm-amd.ko"},
+		Env:     []string{"GOVMM_CACHE=/c", "QUOTE=it's"},
+		Dir:     "/src/pkg dir",
+		Argv:    []string{"/tmp/pkg.test", "-test.run=X|Y"},
+	}
+	s, err := initScript(c, "START-1", "EXIT-1=")
+	if err != nil {
+		t.Fatalf("initScript() = %v", err)
+	}
+	inOrder := []string{
+		"#!/bin/sh\n",
+		"busybox --install -s /bin",
+		"mount -t devtmpfs dev /dev",
+		"stty -F /dev/console -onlcr",
+		"insmod '/testvm/modules/00-irqbypass.ko'",
+		"insmod '/testvm/modules/01-kvm.ko'",
+		"insmod '/testvm/modules/02-kvm-amd.ko'",
+		"[ ! -c /dev/kvm ]",
+		"dmesg | grep -i -E 'kvm|svm'",
+		"finish nokvm",
+		"cd '/src/pkg dir' || finish nodir",
+		"echo 'START-1'",
+		"env -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_CACHE=/c' 'QUOTE=it'\\''s' '/tmp/pkg.test' '-test.run=X|Y' </dev/null",
+		"finish $?",
+	}
+	rest := s
+	for _, want := range inOrder {
+		i := strings.Index(rest, want)
+		if i < 0 {
+			t.Fatalf("initScript() lacks %q after the earlier parts; script:\n%s", want, s)
+		}
+		rest = rest[i+len(want):]
+	}
+	if !strings.Contains(s, `m='EXIT-1='`) || !strings.Contains(s, `echo "$m$1"`) || !strings.Contains(s, "poweroff -f") {
+		t.Errorf("initScript() does not print the exit marker and power off; script:\n%s", s)
+	}
+}
+
+func TestInitScriptErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		c    Config
+	}{
+		{"no program", Config{}},
+		{"env without =", Config{Argv: []string{"/p"}, Env: []string{"JUSTNAME"}}},
+		{"env without name", Config{Argv: []string{"/p"}, Env: []string{"=v"}}},
+	}
+	for _, tt := range tests {
+		if _, err := initScript(tt.c, "S", "E="); err == nil {
+			t.Errorf("initScript(%s) = nil error, want one", tt.name)
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", "''"},
+		{"a b", "'a b'"},
+		{"it's", `'it'\''s'`},
+		{"$HOME `x`", "'$HOME `x`'"},
+	}
+	for _, tt := range tests {
+		if got := shellQuote(tt.in); got != tt.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+// Package testvm runs a program inside a throw-away QEMU virtual machine
+// with software emulation (TCG) and an emulated AMD SVM CPU, in which
+// Linux's kvm_amd module gives a working /dev/kvm: nested KVM on a host that
+// has none. govmm's `go test -exec` wrapper (testvm/cmd/testvm-exec) uses it
+// to run the KVM tests on such hosts.
+//
+// The VM boots a kernel with an initramfs built for each run: busybox, the
+// KVM modules, a generated /init, and the files the program needs at their
+// host paths. /init prints a marker line with the program's exit status and
+// powers off; Run returns that status.
+package testvm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Config says what VM to boot and what to run in it.
+type Config struct {
+	QEMU    string   // qemu-system-x86_64
+	Kernel  string   // a bzImage with the serial console, initramfs and ACPI built in
+	Modules []string // the KVM modules, in load order: irqbypass.ko, kvm.ko, kvm-amd.ko
+	Busybox string   // a static busybox (Debian's busybox-static /bin/busybox)
+
+	// Files are host files or directories (copied whole) that the VM gets
+	// at the same absolute paths: the program, its data, fixtures.
+	Files []string
+	Env   []string // NAME=value, after PATH=/bin HOME=/tmp TMPDIR=/tmp GOVMM_REQUIRE_KVM=1
+	Dir   string   // working directory in the VM; default "/"
+	Argv  []string // the program and its arguments; Argv[0] is a path in the VM
+
+	Mem     int64         // guest RAM in bytes; default 4 GiB
+	CPUs    int           // default 2
+	Timeout time.Duration // for the whole run; 0: only ctx limits it
+
+	// SingleThreadTCG runs all vCPUs on one host thread
+	// (-accel tcg,thread=single): slower, but it avoids the rare stalls seen
+	// with multi-threaded TCG and nested KVM at -smp 2 (see /work/kvmlab).
+	SingleThreadTCG bool
+
+	Stdout io.Writer // the guest's serial output, without the exit marker; nil discards it
+}
+
+// Defaults for Config.
+const (
+	DefaultMem  = 4 << 30
+	DefaultCPUs = 2
+)
+
+// markerPrefix starts the lines /init prints before the program starts and
+// after it exits; a random part follows it so that no program output can
+// fake them.
+const markerPrefix = "GOVMM-TESTVM-"
+
+// Run boots the VM that c describes, runs c.Argv in it, and returns the
+// program's exit status. The guest's serial output streams to c.Stdout as
+// it comes. An error means the program's status is unknown (the VM did not
+// boot, crashed, or timed out; QEMU is killed then) or the VM had no
+// /dev/kvm (the status is then ExitNoKVM).
+func Run(ctx context.Context, c Config) (int, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return -1, err
+	}
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	start, marker, err := newMarkers()
+	if err != nil {
+		return -1, err
+	}
+	init, err := initScript(c, start, marker)
+	if err != nil {
+		return -1, err
+	}
+	tmp, err := os.MkdirTemp("", "testvm-")
+	if err != nil {
+		return -1, fmt.Errorf("testvm: create a temporary folder (check TMPDIR): %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	initrd := filepath.Join(tmp, "initramfs.cpio")
+	size, err := writeInitramfs(initrd, c, init)
+	if err != nil {
+		return -1, err
+	}
+	if size > c.Mem/2 {
+		return -1, fmt.Errorf("testvm: the files for the VM take %d MiB, more than half its %d MiB of RAM: copy fewer files or raise Config.Mem", size>>20, c.Mem>>20)
+	}
+
+	cmd := exec.CommandContext(ctx, c.QEMU, qemuArgs(c, initrd)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphaned QEMU if we are killed
+	cmd.WaitDelay = 5 * time.Second
+	scan := newExitScanner(c.Stdout, start, marker)
+	cmd.Stdout = scan
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	began := time.Now()
+	runErr := cmd.Run()
+	scan.flush()
+	return c.result(ctx, scan, runErr, stderr.String(), time.Since(began))
+}
+
+// result turns what the VM printed and how QEMU ended into Run's answer.
+func (c Config) result(ctx context.Context, scan *exitScanner, runErr error, stderr string, took time.Duration) (int, error) {
+	word, found := scan.result()
+	var outErr error
+	if scan.err != nil {
+		outErr = fmt.Errorf("testvm: write the guest's output: %w", scan.err)
+	}
+	switch {
+	case found && word == statusNoKVM:
+		return ExitNoKVM, errors.Join(fmt.Errorf("testvm: the VM has no /dev/kvm after loading %s (see the kernel's lines above): the QEMU CPU must offer SVM (-cpu max) and the modules must match the kernel", strings.Join(baseNames(c.Modules), ", ")), outErr)
+	case found && word == statusNoDir:
+		return -1, errors.Join(fmt.Errorf("testvm: cannot cd to %s in the VM: add it to Config.Files", c.Dir), outErr)
+	case found:
+		rc, err := strconv.Atoi(word)
+		if err != nil {
+			return -1, fmt.Errorf("testvm: the VM ended with a garbled exit status %q", word)
+		}
+		return rc, outErr
+	}
+	why := "the VM stopped before the program finished (kernel panic, or /init failed)"
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		why = fmt.Sprintf("the VM did not finish within %v and was killed", took.Round(time.Second))
+	case ctx.Err() != nil:
+		why = fmt.Sprintf("the run was cancelled after %v and the VM was killed", took.Round(time.Second))
+	case runErr != nil:
+		why = fmt.Sprintf("QEMU failed (%v)", runErr)
+	}
+	msg := fmt.Sprintf("testvm: %s; no exit status came back.\nlast guest output:\n%s", why, indent(scan.tail.String()))
+	if s := strings.TrimSpace(stderr); s != "" {
+		msg += "\nQEMU said:\n" + indent(lastBytes(s, 2000))
+	}
+	return -1, errors.Join(errors.New(msg), outErr)
+}
+
+func (c Config) withDefaults() (Config, error) {
+	for _, p := range []struct{ what, path, fix string }{
+		{"QEMU", c.QEMU, "apt-get install --no-install-recommends qemu-system-x86"},
+		{"Kernel", c.Kernel, "use testvm.Find, which fetches Debian's cloud kernel"},
+		{"Busybox", c.Busybox, "apt-get install busybox-static"},
+	} {
+		if p.path == "" {
+			return c, fmt.Errorf("testvm: Config.%s is empty: %s", p.what, p.fix)
+		}
+	}
+	if len(c.Argv) == 0 || strings.HasPrefix(c.Argv[0], "-") || strings.Contains(c.Argv[0], "=") {
+		return c, fmt.Errorf("testvm: Config.Argv = %q: give the program's path first", c.Argv)
+	}
+	if c.Mem == 0 {
+		c.Mem = DefaultMem
+	}
+	if c.CPUs == 0 {
+		c.CPUs = DefaultCPUs
+	}
+	if c.Mem < 64<<20 || c.CPUs < 1 {
+		return c, fmt.Errorf("testvm: %d bytes of RAM and %d CPUs: give at least 64 MiB and 1 CPU", c.Mem, c.CPUs)
+	}
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	return c, nil
+}
+
+// qemuArgs is QEMU's command line: a q35 machine with the "max" CPU, which
+// under TCG offers SVM, only a serial port on standard output, and no
+// reboot, so that poweroff or a kernel panic (panic=-1) ends QEMU.
+func qemuArgs(c Config, initrd string) []string {
+	accel := "tcg"
+	if c.SingleThreadTCG {
+		accel = "tcg,thread=single"
+	}
+	return []string{
+		"-M", "q35", "-cpu", "max", "-accel", accel,
+		"-m", fmt.Sprintf("%dM", c.Mem>>20), "-smp", strconv.Itoa(c.CPUs),
+		"-nodefaults", "-nographic", "-serial", "stdio", "-no-reboot",
+		"-kernel", c.Kernel, "-initrd", initrd,
+		"-append", "console=ttyS0 quiet panic=-1",
+	}
+}
+
+// writeInitramfs writes the initramfs to path and returns its data size.
+func writeInitramfs(path string, c Config, init string) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, fmt.Errorf("testvm: create the initramfs: %w", err)
+	}
+	size, err := initramfs(f, c, init)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("testvm: write the initramfs: %w", cerr)
+	}
+	return size, err
+}
+
+// newMarkers returns the start marker and the exit marker, which the exit
+// status follows.
+func newMarkers() (start, exit string, err error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("testvm: random marker: %w", err)
+	}
+	base := markerPrefix + hex.EncodeToString(b)
+	return base + "-START", base + "-EXIT=", nil
+}
+
+func baseNames(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		out = append(out, filepath.Base(p))
+	}
+	return out
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,130 @@
+package testvm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeQEMU writes a shell script that stands in for QEMU: it finds the
+// markers in the /init of the initramfs it is given and prints body, in
+// which $S and $E are the start and exit markers.
+func fakeQEMU(t *testing.T, body string) Config {
+	t.Helper()
+	dir := t.TempDir()
+	script := `#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = -initrd ] && initrd=$2; shift; done
+E=$(grep -a "^m='" "$initrd" | cut -d"'" -f2)
+S=$(grep -a "^echo 'GOVMM-TESTVM-" "$initrd" | cut -d"'" -f2)
+` + body + "\n"
+	qemu := filepath.Join(dir, "qemu")
+	busybox := filepath.Join(dir, "busybox")
+	for p, s := range map[string]string{qemu: script, busybox: "not really"} {
+		if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Config{QEMU: qemu, Kernel: "/no/kernel", Busybox: busybox, Argv: []string{"/prog"}}
+}
+
+func TestRunWithFakeQEMU(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		timeout time.Duration
+		wantRC  int
+		wantOut string
+		wantErr string // "" for none
+	}{
+		{"status", `printf 'BIOS\n%s\nhello\n%s3\nreboot\n' "$S" "$E"`, 0, 3, "hello\n", ""},
+		{"no kvm", `printf 'kvm: no SVM\n%snokvm\n' "$E"`, 0, ExitNoKVM, "", "no /dev/kvm"},
+		{"no dir", `printf '%snodir\n' "$E"`, 0, -1, "", "cannot cd"},
+		{"panic", `printf '%s\ntest out\nKernel panic - not syncing\n' "$S"; echo 'qemu: bye' >&2`, 0, -1, "test out\nKernel panic - not syncing\n", "Kernel panic"},
+		{"qemu fails", `echo 'qemu: could not load kernel' >&2; exit 1`, 0, -1, "", "could not load kernel"},
+		{"hang is killed", `printf '%s\nstuck\n' "$S"; exec sleep 60`, 500 * time.Millisecond, -1, "stuck\n", "did not finish within"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fakeQEMU(t, tt.body)
+			var out bytes.Buffer
+			c.Stdout = &out
+			c.Timeout = tt.timeout
+			start := time.Now()
+			rc, err := Run(context.Background(), c)
+			if time.Since(start) > 20*time.Second {
+				t.Errorf("Run took %v: QEMU was not killed", time.Since(start))
+			}
+			if rc != tt.wantRC || out.String() != tt.wantOut {
+				t.Errorf("Run() = %d with output %q, want %d with %q (err %v)", rc, out.String(), tt.wantRC, tt.wantOut, err)
+			}
+			if (err == nil) != (tt.wantErr == "") || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Run() error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	c := fakeQEMU(t, `printf '%s\n' "$S"; exec sleep 60`)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := Run(ctx, c)
+	if err == nil || !strings.Contains(err.Error(), "cancelled") || time.Since(start) > 20*time.Second {
+		t.Errorf("Run(cancelled) = %v after %v, want a cancel error at once", err, time.Since(start))
+	}
+}
+
+func TestRunConfigErrors(t *testing.T) {
+	ok := fakeQEMU(t, "exit 0")
+	tests := []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"no qemu", func(c *Config) { c.QEMU = "" }},
+		{"no kernel", func(c *Config) { c.Kernel = "" }},
+		{"no busybox", func(c *Config) { c.Busybox = "" }},
+		{"no argv", func(c *Config) { c.Argv = nil }},
+		{"option as program", func(c *Config) { c.Argv = []string{"-x"} }},
+		{"tiny memory", func(c *Config) { c.Mem = 1 << 20 }},
+		{"missing file", func(c *Config) { c.Files = []string{"/no/such/file"} }},
+	}
+	for _, tt := range tests {
+		c := ok
+		tt.edit(&c)
+		if rc, err := Run(context.Background(), c); err == nil {
+			t.Errorf("Run(%s) = %d, nil, want an error", tt.name, rc)
+		}
+	}
+	if _, err := Run(context.Background(), Config{}); err == nil || !strings.Contains(err.Error(), "apt-get install") {
+		t.Errorf("Run(Config{}) error = %v, want one that says what to install", err)
+	}
+	var errNoFile *os.PathError
+	c := ok
+	c.Files = []string{"/no/such/file"}
+	if _, err := Run(context.Background(), c); !errors.As(err, &errNoFile) {
+		t.Errorf("Run(missing file) error = %v, want it to wrap the *os.PathError", err)
+	}
+}
+
+func TestQEMUArgs(t *testing.T) {
+	c, err := Config{QEMU: "q", Kernel: "/k", Busybox: "/b", Argv: []string{"/p"}}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(qemuArgs(c, "/i"), " ")
+	for _, want := range []string{"-cpu max", "-accel tcg ", "-m 4096M", "-smp 2", "-no-reboot", "-kernel /k", "-initrd /i", "console=ttyS0", "panic=-1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("qemuArgs() = %s, want %q in it", got, want)
+		}
+	}
+	c.SingleThreadTCG = true
+	if got := strings.Join(qemuArgs(c, "/i"), " "); !strings.Contains(got, "-accel tcg,thread=single") {
+		t.Errorf("qemuArgs(SingleThreadTCG) = %s, want -accel tcg,thread=single", got)
+	}
+}
