@@ -10,7 +10,7 @@ import (
 // start at 4 GiB so that devices (PCI, the IOAPIC, the local APIC) have the
 // top of the 32-bit space to themselves.
 const (
-	HoleStart GuestAddr = 0xC000_0000  // 3 GiB: first address of the MMIO hole
+	HoleStart GuestAddr = 0xC000_0000   // 3 GiB: first address of the MMIO hole
 	HoleEnd   GuestAddr = 0x1_0000_0000 // 4 GiB: first RAM address above the hole
 )
 
