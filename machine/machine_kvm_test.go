@@ -150,4 +150,54 @@ func TestGuestStatusAndFaults(t *testing.T) {
 			t.Errorf("guest never reached its spin loop:\n%s", serial.String())
 		}
 	})
+	t.Run("a paused guest's state survives save and restore", func(t *testing.T) {
+		var serial syncBuffer
+		m, err := New(Config{KVMPath: kvmtest.Path(), Kernel: elf, Cmdline: "mode=spin", MemSize: 64 << 20, CPUs: 1, SerialOut: &serial})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := m.Run(ctx)
+			done <- err
+		}()
+		v := m.VCPUs()[0]
+		for v.RunState() != vcpu.Running {
+			time.Sleep(time.Millisecond) // bounded by ctx below
+			if ctx.Err() != nil {
+				t.Fatal("vCPU never started")
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // let the guest reach ring 3
+		if err := v.Pause(ctx); err != nil {
+			t.Fatal(err)
+		}
+		saved, err := v.SaveState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved.Sregs.CS.Selector != 0x33 {
+			t.Errorf("paused in CS %#x, want the guest's ring-3 spin loop (0x33)", saved.Sregs.CS.Selector)
+		}
+		if err := v.RestoreState(saved); err != nil {
+			t.Fatal(err)
+		}
+		again, err := v.SaveState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Regs != saved.Regs || again.Sregs.CR3 != saved.Sregs.CR3 || len(again.MSRs) != len(saved.MSRs) {
+			t.Errorf("state after restore differs: rip %#x vs %#x", again.Regs.RIP, saved.Regs.RIP)
+		}
+		if err := v.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() after resume and stop = %v\nserial:\n%s", err, serial.String())
+		}
+	})
 }

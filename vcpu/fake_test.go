@@ -106,3 +106,40 @@ func (r *recorder) Write(off uint64, p []byte) {
 	defer r.mu.Unlock()
 	r.writes = append(r.writes, string(p))
 }
+
+// fakeStateHW adds the state accessors to fakeHW, keeping what was set.
+type fakeStateHW struct {
+	*fakeHW
+	fpu   kvm.FPU
+	lapic kvm.LAPICState
+	mp    kvm.MPState
+	msrs  map[uint32]uint64
+}
+
+func (f *fakeStateHW) SetSregs(s *kvm.Sregs) error      { f.sregs = *s; return nil }
+func (f *fakeStateHW) GetFPU(p *kvm.FPU) error          { *p = f.fpu; return nil }
+func (f *fakeStateHW) SetFPU(p *kvm.FPU) error          { f.fpu = *p; return nil }
+func (f *fakeStateHW) GetLAPIC(p *kvm.LAPICState) error { *p = f.lapic; return nil }
+func (f *fakeStateHW) SetLAPIC(p *kvm.LAPICState) error { f.lapic = *p; return nil }
+func (f *fakeStateHW) GetMPState(p *kvm.MPState) error  { *p = f.mp; return nil }
+func (f *fakeStateHW) SetMPState(p *kvm.MPState) error  { f.mp = *p; return nil }
+
+// GetMSRs knows only the MSRs in f.msrs, stopping at the first other one
+// as KVM does.
+func (f *fakeStateHW) GetMSRs(es []kvm.MSREntry) (int, error) {
+	for i := range es {
+		v, ok := f.msrs[es[i].Index]
+		if !ok {
+			return i, nil
+		}
+		es[i].Data = v
+	}
+	return len(es), nil
+}
+
+func (f *fakeStateHW) SetMSRs(es []kvm.MSREntry) (int, error) {
+	for _, e := range es {
+		f.msrs[e.Index] = e.Data
+	}
+	return len(es), nil
+}

@@ -2,7 +2,7 @@ package vcpu
 
 import "fmt"
 
-// State is where a vCPU is in its life. The transitions, all made by the
+// RunState is where a vCPU is in its life. The transitions, all made by the
 // vCPU's own thread in Run:
 //
 //	Created --Run--> Running
@@ -11,16 +11,16 @@ import "fmt"
 //	Paused  --context done--> Stopped
 //
 // Stopped is final.
-type State int32
+type RunState int32
 
 const (
-	Created State = iota
+	Created RunState = iota
 	Running
 	Paused
 	Stopped
 )
 
-func (s State) String() string {
+func (s RunState) String() string {
 	switch s {
 	case Created:
 		return "created"
@@ -31,7 +31,7 @@ func (s State) String() string {
 	case Stopped:
 		return "stopped"
 	}
-	return fmt.Sprintf("State(%d)", int32(s))
+	return fmt.Sprintf("RunState(%d)", int32(s))
 }
 
 // StopReason says why a vCPU stopped running the guest.

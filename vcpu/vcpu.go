@@ -74,8 +74,8 @@ func New(c Config) *VCPU {
 	}
 }
 
-// State returns the vCPU's current state.
-func (v *VCPU) State() State { return State(v.state.Load()) }
+// RunState returns where the vCPU is in its life.
+func (v *VCPU) RunState() RunState { return RunState(v.state.Load()) }
 
 // SetObserver installs o (nil removes it). Safe while running.
 func (v *VCPU) SetObserver(o Observer) {
@@ -92,7 +92,7 @@ func (v *VCPU) SetObserver(o Observer) {
 // the guest did something the VMM cannot handle.
 func (v *VCPU) Run(ctx context.Context) (StopReason, error) {
 	if !v.state.CompareAndSwap(int32(Created), int32(Running)) {
-		return 0, fmt.Errorf("vcpu %d: Run called in state %v, want %v", v.ID, v.State(), Created)
+		return 0, fmt.Errorf("vcpu %d: Run called in state %v, want %v", v.ID, v.RunState(), Created)
 	}
 	defer v.state.Store(int32(Stopped))
 	runtime.LockOSThread()
@@ -153,7 +153,7 @@ func (v *VCPU) Stop() {
 // Pause asks the loop to pause and waits until it has, or until ctx is done
 // or the vCPU stops. While paused, the vCPU's registers may be read.
 func (v *VCPU) Pause(ctx context.Context) error {
-	if s := v.State(); s != Running {
+	if s := v.RunState(); s != Running {
 		return fmt.Errorf("vcpu %d: cannot pause in state %v", v.ID, s)
 	}
 	v.requests.Or(reqPause)
@@ -170,7 +170,7 @@ func (v *VCPU) Pause(ctx context.Context) error {
 
 // Resume lets a paused vCPU run again.
 func (v *VCPU) Resume() error {
-	if s := v.State(); s != Paused {
+	if s := v.RunState(); s != Paused {
 		return fmt.Errorf("vcpu %d: cannot resume in state %v", v.ID, s)
 	}
 	v.resumeCh <- struct{}{}

@@ -65,8 +65,8 @@ func TestRunDispatchesAndStops(t *testing.T) {
 			if strings.Join(dev.writes, ",") != strings.Join(tt.wantWrites, ",") {
 				t.Errorf("device writes = %q, want %q", dev.writes, tt.wantWrites)
 			}
-			if v.State() != Stopped {
-				t.Errorf("State() after Run = %v, want %v", v.State(), Stopped)
+			if v.RunState() != Stopped {
+				t.Errorf("RunState() after Run = %v, want %v", v.RunState(), Stopped)
 			}
 		})
 	}
@@ -192,8 +192,8 @@ func TestStopPauseResumeFromOutside(t *testing.T) {
 	if err := v.Pause(ctx); err != nil {
 		t.Fatalf("Pause() = %v", err)
 	}
-	if s := v.State(); s != Paused {
-		t.Fatalf("State() after Pause = %v, want paused", s)
+	if s := v.RunState(); s != Paused {
+		t.Fatalf("RunState() after Pause = %v, want paused", s)
 	}
 	if err := v.Resume(); err != nil {
 		t.Fatalf("Resume() = %v", err)
@@ -236,12 +236,12 @@ func TestContextCancelStopsPausedVCPU(t *testing.T) {
 
 // waitState waits for the vCPU's thread to reach a state: it changes on
 // another goroutine, so the test yields until it does (bounded).
-func waitState(t *testing.T, v *VCPU, want State) {
+func waitState(t *testing.T, v *VCPU, want RunState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for v.State() != want {
+	for v.RunState() != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("vCPU state = %v, want %v", v.State(), want)
+			t.Fatalf("vCPU state = %v, want %v", v.RunState(), want)
 		}
 		time.Sleep(time.Millisecond)
 	}
