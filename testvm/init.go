@@ -84,7 +84,11 @@ func initScript(c Config, start, marker string) (string, error) {
 	for _, a := range c.Argv {
 		cmd = append(cmd, shellQuote(a))
 	}
-	p("%s </dev/null", strings.Join(cmd, " "))
+	if c.Interactive {
+		p("%s </dev/console >/dev/console 2>&1", strings.Join(cmd, " "))
+	} else {
+		p("%s </dev/null", strings.Join(cmd, " "))
+	}
 	p("finish $?")
 	return b.String(), nil
 }

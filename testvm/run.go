@@ -50,7 +50,15 @@ type Config struct {
 	// with multi-threaded TCG and nested KVM at -smp 2 (see /work/kvmlab).
 	SingleThreadTCG bool
 
-	Stdout io.Writer // the guest's serial output, without the exit marker; nil discards it
+	Stdout io.Writer // the guest's serial output, without the exit marker; nil discards it (os.Stdout when Interactive)
+
+	// Interactive joins the VM's serial console to this process's standard
+	// input and output: QEMU reads os.Stdin (in raw mode when it is a
+	// terminal, with its own signal and Ctrl-A keys off, so that Ctrl-C and
+	// Ctrl-A reach the program) and the program gets /dev/console, a
+	// terminal, as its standard input, output and error. The terminal is
+	// put back however QEMU ends.
+	Interactive bool
 }
 
 // Defaults for Config.
@@ -61,8 +69,11 @@ const (
 
 // markerPrefix starts the lines /init prints before the program starts and
 // after it exits; a random part follows it so that no program output can
-// fake them.
-const markerPrefix = "GOVMM-TESTVM-"
+// fake them. It begins with a control byte (ASCII RS) that terminals do not
+// print, so that output ending in a possible start of the marker, which the
+// scanner holds back until more comes, is as good as never what a user has
+// just typed.
+const markerPrefix = "\x1eGOVMM-TESTVM-"
 
 // Run boots the VM that c describes, runs c.Argv in it, and returns the
 // program's exit status. The guest's serial output streams to c.Stdout as
@@ -106,6 +117,11 @@ func Run(ctx context.Context, c Config) (int, error) {
 	cmd.WaitDelay = 5 * time.Second
 	scan := newExitScanner(c.Stdout, start, marker)
 	cmd.Stdout = scan
+	if c.Interactive {
+		cmd.Stdin = os.Stdin
+		restore := saveTerminal(os.Stdin)
+		defer restore()
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	began := time.Now()
@@ -173,6 +189,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Stdout == nil {
 		c.Stdout = io.Discard
+		if c.Interactive {
+			c.Stdout = os.Stdout
+		}
 	}
 	return c, nil
 }
@@ -180,18 +199,27 @@ func (c Config) withDefaults() (Config, error) {
 // qemuArgs is QEMU's command line: a q35 machine with the "max" CPU, which
 // under TCG offers SVM, only a serial port on standard output, and no
 // reboot, so that poweroff or a kernel panic (panic=-1) ends QEMU.
+// Interactive runs give the serial port standard input too, through a
+// stdio character device without QEMU's monitor, its Ctrl-A escapes and
+// its signal keys.
 func qemuArgs(c Config, initrd string) []string {
 	accel := "tcg"
 	if c.SingleThreadTCG {
 		accel = "tcg,thread=single"
 	}
-	return []string{
+	serial := []string{"-nographic", "-serial", "stdio"}
+	if c.Interactive {
+		serial = []string{"-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con", "-display", "none", "-monitor", "none"}
+	}
+	args := []string{
 		"-M", "q35", "-cpu", "max", "-accel", accel,
 		"-m", fmt.Sprintf("%dM", c.Mem>>20), "-smp", strconv.Itoa(c.CPUs),
-		"-nodefaults", "-nographic", "-serial", "stdio", "-no-reboot",
-		"-kernel", c.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet panic=-1",
+		"-nodefaults",
 	}
+	args = append(args, serial...)
+	return append(args, "-no-reboot",
+		"-kernel", c.Kernel, "-initrd", initrd,
+		"-append", "console=ttyS0 quiet panic=-1")
 }
 
 // writeInitramfs writes the initramfs to path and returns its data size.

@@ -20,7 +20,7 @@ func fakeQEMU(t *testing.T, body string) Config {
 	script := `#!/bin/sh
 while [ $# -gt 0 ]; do [ "$1" = -initrd ] && initrd=$2; shift; done
 E=$(grep -a "^m='" "$initrd" | cut -d"'" -f2)
-S=$(grep -a "^echo 'GOVMM-TESTVM-" "$initrd" | cut -d"'" -f2)
+S=$(grep -a "^echo '.GOVMM-TESTVM-" "$initrd" | cut -d"'" -f2)
 ` + body + "\n"
 	qemu := filepath.Join(dir, "qemu")
 	busybox := filepath.Join(dir, "busybox")

@@ -11,7 +11,13 @@ const (
 	leafXSAVE        = 0xD
 	leafExtTopology  = 0x1F
 	leafExtFeatures1 = 0x8000_0001
+	leafHypervisor   = 0x4000_0000
 )
+
+// kvmSignature is leaf 0x40000000 as KVM defines it: the highest
+// hypervisor leaf in EAX and "KVMKVMKVM\0\0\0" in EBX, ECX, EDX. Linux
+// reads it to use kvmclock and KVM's other paravirtual features.
+var kvmSignature = kvm.CPUIDEntry{Function: leafHypervisor, EAX: leafHypervisor + 1, EBX: 0x4b4d564b, ECX: 0x564b4d56, EDX: 0x4d}
 
 // CPUIDBit names one feature bit: a leaf (and subleaf), a register, a bit.
 type CPUIDBit struct {
@@ -121,6 +127,9 @@ func BuildCPUID(supported []kvm.CPUIDEntry, opts CPUIDOptions) []kvm.CPUIDEntry 
 		kept = append(kept, e)
 	}
 	out = kept
+	if !hasLeaf(out, leafHypervisor) {
+		out = append(out, kvmSignature)
+	}
 	for _, h := range opts.Hide {
 		for i := range out {
 			e := &out[i]
@@ -150,4 +159,13 @@ func bitsFor(n uint32) int {
 		b++
 	}
 	return b
+}
+
+func hasLeaf(entries []kvm.CPUIDEntry, fn uint32) bool {
+	for _, e := range entries {
+		if e.Function == fn {
+			return true
+		}
+	}
+	return false
 }

@@ -52,9 +52,12 @@ func TestBuildCPUID(t *testing.T) {
 			t.Fatalf("BuildCPUID modified its input at %d", i)
 		}
 	}
+	if h := find(0x4000_0000, 0); h == nil || h.EBX != 0x4b4d564b || h.ECX != 0x564b4d56 || h.EDX != 0x4d {
+		t.Errorf("leaf 0x40000000 = %+v, want KVM's signature added", h)
+	}
 	// Without hiding, nothing is cleared.
 	plain := BuildCPUID(supported, CPUIDOptions{Topology: Topology{Cores: 1}})
-	if plain[0].ECX&(1<<23) == 0 || len(plain) != len(supported) {
+	if plain[0].ECX&(1<<23) == 0 || len(plain) != len(supported)+1 {
 		t.Errorf("BuildCPUID without Hide cleared popcnt or dropped leaves")
 	}
 }
