@@ -114,6 +114,20 @@ func TestGuestStatusAndFaults(t *testing.T) {
 			t.Errorf("Run() = %+v, %v, want status %d\nserial:\n%s", res, err, testguest.ExitCheckFailed, serial)
 		}
 	})
+	t.Run("with two vCPUs the boot vCPU runs the guest", func(t *testing.T) {
+		var serial syncBuffer
+		m, err := New(Config{KVMPath: kvmtest.Path(), Kernel: elf, Cmdline: "mode=check loops=1000", MemSize: 64 << 20, CPUs: 2, SerialOut: &serial})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		res, err := m.Run(ctx)
+		if err != nil || res.Status != 0 || !strings.Contains(serial.String(), "ring3 ok") {
+			t.Errorf("Run() with 2 vCPUs = %+v, %v, want status 0 and ring3 ok\nserial:\n%s", res, err, serial.String())
+		}
+	})
 	t.Run("triple fault is reported with registers", func(t *testing.T) {
 		_, serial, _, err := bootGuest(t, elf, nil, "mode=triple", 64<<20, BootAuto)
 		var ge *vcpu.GuestError
