@@ -41,7 +41,9 @@ images:
 guests:
 	$(GO) run ./images/testguest/cmd/mkguests -cache $(CACHE)
 
+# Without /dev/kvm, run.sh runs govmm inside testvm-run's emulated machine.
 run: build images
+	$(GO) build -o bin/testvm-run ./testvm/cmd/testvm-run
 	./scripts/run.sh $(GOVMM) $(IMAGES) $(MEM) $(CPUS)
 
 test: deps images guests

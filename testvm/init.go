@@ -85,6 +85,8 @@ func initScript(c Config, start, marker string) (string, error) {
 		cmd = append(cmd, shellQuote(a))
 	}
 	if c.Interactive {
+		p("# Keep this kernel's messages (kvm's notes on the guest) off the user's terminal.")
+		p("dmesg -n 1")
 		p("%s </dev/console >/dev/console 2>&1", strings.Join(cmd, " "))
 	} else {
 		p("%s </dev/null", strings.Join(cmd, " "))

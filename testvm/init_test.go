@@ -45,6 +45,24 @@ func TestInitScript(t *testing.T) {
 	}
 }
 
+// TestInitScriptStdio checks where the program's standard streams go: the
+// console, a terminal, in interactive runs; /dev/null for input otherwise.
+func TestInitScriptStdio(t *testing.T) {
+	tests := []struct {
+		interactive bool
+		want        string
+	}{
+		{false, "'/p' </dev/null\n"},
+		{true, "dmesg -n 1\nenv -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' '/p' </dev/console >/dev/console 2>&1\n"},
+	}
+	for _, tt := range tests {
+		s, err := initScript(Config{Argv: []string{"/p"}, Interactive: tt.interactive}, "S", "E=")
+		if err != nil || !strings.Contains(s, tt.want) {
+			t.Errorf("initScript(Interactive=%v) = %v, want a line ending %q; script:\n%s", tt.interactive, err, tt.want, s)
+		}
+	}
+}
+
 func TestInitScriptErrors(t *testing.T) {
 	tests := []struct {
 		name string

@@ -42,12 +42,13 @@ type Config struct {
 	Argv  []string // the program and its arguments; Argv[0] is a path in the VM
 
 	Mem     int64         // guest RAM in bytes; default 4 GiB
-	CPUs    int           // default 2
+	CPUs    int           // default 1
 	Timeout time.Duration // for the whole run; 0: only ctx limits it
 
 	// SingleThreadTCG runs all vCPUs on one host thread
-	// (-accel tcg,thread=single): slower, but it avoids the rare stalls seen
-	// with multi-threaded TCG and nested KVM at -smp 2 (see /work/kvmlab).
+	// (-accel tcg,thread=single): slower, but it avoids the stalls seen with
+	// multi-threaded TCG and nested KVM at -smp 2 (a soft lockup in
+	// kvm_destroy_vm waiting on the other vCPU, a few boots in a hundred).
 	SingleThreadTCG bool
 
 	Stdout io.Writer // the guest's serial output, without the exit marker; nil discards it (os.Stdout when Interactive)
@@ -63,8 +64,10 @@ type Config struct {
 
 // Defaults for Config.
 const (
-	DefaultMem  = 4 << 30
-	DefaultCPUs = 2
+	DefaultMem = 4 << 30
+	// DefaultCPUs is 1: with two, multi-threaded TCG and nested KVM
+	// sometimes stall for good (see SingleThreadTCG).
+	DefaultCPUs = 1
 )
 
 // markerPrefix starts the lines /init prints before the program starts and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,18 +114,48 @@ func TestRunConfigErrors(t *testing.T) {
 }
 
 func TestQEMUArgs(t *testing.T) {
-	c, err := Config{QEMU: "q", Kernel: "/k", Busybox: "/b", Argv: []string{"/p"}}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
+	base := Config{QEMU: "q", Kernel: "/k", Busybox: "/b", Argv: []string{"/p"}}
+	common := []string{"-cpu max", fmt.Sprintf("-m %dM ", DefaultMem>>20), fmt.Sprintf("-smp %d ", DefaultCPUs), "-nodefaults", "-no-reboot", "-kernel /k", "-initrd /i", "console=ttyS0", "panic=-1"}
+	tests := []struct {
+		name   string
+		edit   func(*Config)
+		want   []string // in the command line, besides common
+		absent []string
+	}{
+		{"batch", func(*Config) {}, []string{"-accel tcg ", "-nographic", "-serial stdio"}, []string{"-chardev", "signal=off"}},
+		{"single thread", func(c *Config) { c.SingleThreadTCG = true }, []string{"-accel tcg,thread=single"}, nil},
+		{"interactive", func(c *Config) { c.Interactive = true },
+			// The serial port alone on stdio: no monitor mux, so no Ctrl-A
+			// escapes, and signal=off, so Ctrl-C goes to the guest.
+			[]string{"-chardev stdio,id=con,signal=off", "-serial chardev:con", "-display none", "-monitor none"},
+			[]string{"-nographic", "-serial stdio", "mux=on", "mon:"}},
 	}
-	got := strings.Join(qemuArgs(c, "/i"), " ")
-	for _, want := range []string{"-cpu max", "-accel tcg ", "-m 4096M", "-smp 2", "-no-reboot", "-kernel /k", "-initrd /i", "console=ttyS0", "panic=-1"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("qemuArgs() = %s, want %q in it", got, want)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.edit(&c)
+			c, err := c.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(qemuArgs(c, "/i"), " ") + " "
+			for _, want := range append(common, tt.want...) {
+				if !strings.Contains(got, want) {
+					t.Errorf("qemuArgs() = %s, want %q in it", got, want)
+				}
+			}
+			for _, bad := range tt.absent {
+				if strings.Contains(got, bad) {
+					t.Errorf("qemuArgs() = %s, want no %q in it", got, bad)
+				}
+			}
+		})
 	}
-	c.SingleThreadTCG = true
-	if got := strings.Join(qemuArgs(c, "/i"), " "); !strings.Contains(got, "-accel tcg,thread=single") {
-		t.Errorf("qemuArgs(SingleThreadTCG) = %s, want -accel tcg,thread=single", got)
+}
+
+func TestInteractiveDefaults(t *testing.T) {
+	c, err := Config{QEMU: "q", Kernel: "/k", Busybox: "/b", Argv: []string{"/p"}, Interactive: true}.withDefaults()
+	if err != nil || c.Stdout != os.Stdout {
+		t.Errorf("withDefaults(Interactive) Stdout = %v, %v, want os.Stdout", c.Stdout, err)
 	}
 }

@@ -1,0 +1,173 @@
+// Command testvm-run runs a static program interactively inside a testvm
+// machine: a QEMU-TCG VM with an emulated AMD SVM CPU, where the kernel's
+// kvm_amd gives a real /dev/kvm (nested KVM under software emulation). It
+// lets govmm run guests on a host without /dev/kvm; `make run` uses it.
+//
+//	testvm-run [-mem SIZE] [-cpus N] [-cache DIR] [-file PATH]... -- PROGRAM [ARGS...]
+//
+// PROGRAM and every -file (a file or a directory, copied whole) are copied
+// into the VM at their own absolute paths. The program runs in the current
+// directory when that holds one of them, else in /, with the VM's console
+// (a terminal) as its standard input and output, joined to this terminal:
+// Ctrl-C and Ctrl-A reach the program, not QEMU. testvm-run exits with the
+// program's exit status.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"govmm/testvm"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	rc, err := run(ctx, os.Args[1:], os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testvm-run: %v\n", err)
+		if rc <= 0 {
+			rc = 1
+		}
+	}
+	stop()
+	os.Exit(rc)
+}
+
+// options are the parsed command line.
+type options struct {
+	mem   int64 // bytes; 0: testvm's default
+	cpus  int   // 0: testvm's default
+	cache string
+	files []string
+	argv  []string
+}
+
+const usage = "usage: testvm-run [-mem SIZE] [-cpus N] [-cache DIR] [-file PATH]... -- PROGRAM [ARGS...]"
+
+// parseArgs reads the command line; files and the program come back as
+// absolute paths.
+func parseArgs(args []string, errOut io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("testvm-run", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.Usage = func() {
+		fmt.Fprintln(errOut, usage)
+		fs.PrintDefaults()
+	}
+	mem := fs.String("mem", "", fmt.Sprintf("the VM's RAM, like 4G or 2048M (a bare number is MiB); default %dM", testvm.DefaultMem>>20))
+	fs.IntVar(&o.cpus, "cpus", 0, fmt.Sprintf("the VM's CPUs; default %d", testvm.DefaultCPUs))
+	fs.StringVar(&o.cache, "cache", os.Getenv("GOVMM_CACHE"), "where the VM's kernel is cached (default $GOVMM_CACHE, else govmm-test-cache in the temporary folder)")
+	fs.Func("file", "a file or directory the program needs, copied into the VM at the same path (repeatable)", func(p string) error {
+		o.files = append(o.files, p)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.argv = fs.Args()
+	if len(o.argv) == 0 {
+		return o, fmt.Errorf("no program given\n%s", usage)
+	}
+	if *mem != "" {
+		n, err := parseSize(*mem)
+		if err != nil {
+			return o, err
+		}
+		o.mem = n
+	}
+	if o.cpus < 0 {
+		return o, fmt.Errorf("-cpus %d: give a positive number", o.cpus)
+	}
+	if o.cache == "" {
+		o.cache = filepath.Join(os.TempDir(), "govmm-test-cache")
+	}
+	for i, p := range o.files {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return o, err
+		}
+		o.files[i] = abs
+	}
+	prog, err := filepath.Abs(o.argv[0])
+	if err != nil {
+		return o, err
+	}
+	o.argv[0] = prog
+	return o, nil
+}
+
+// parseSize reads a size like 512M, 4G or 4096 (MiB).
+func parseSize(s string) (int64, error) {
+	num, shift := strings.ToUpper(strings.TrimSpace(s)), 20
+	if n := len(num); n > 0 {
+		switch num[n-1] {
+		case 'K':
+			num, shift = num[:n-1], 10
+		case 'M':
+			num = num[:n-1]
+		case 'G':
+			num, shift = num[:n-1], 30
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > 1<<(62-shift) {
+		return 0, fmt.Errorf("-mem %q: write the size like 4G or 2048M", s)
+	}
+	return n << shift, nil
+}
+
+// workDir is where the program runs: wd when the VM has it (it holds one
+// of files, which keep their paths there), else "/".
+func workDir(wd string, files []string) string {
+	for _, f := range files {
+		if rel, err := filepath.Rel(wd, f); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return wd
+		}
+	}
+	return "/"
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) (int, error) {
+	o, err := parseArgs(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	}
+	if err != nil {
+		return 2, err
+	}
+	if err := testvm.CheckStatic(o.argv[0]); err != nil {
+		return 1, err
+	}
+	var log bytes.Buffer
+	c, err := testvm.Find(ctx, o.cache, &log)
+	if err != nil {
+		return 1, fmt.Errorf("%w\n%s", err, log.String())
+	}
+	c.Files = append([]string{o.argv[0]}, o.files...)
+	c.Argv = o.argv
+	if wd, err := os.Getwd(); err == nil {
+		c.Dir = workDir(wd, c.Files)
+	}
+	if t := os.Getenv("TERM"); t != "" {
+		c.Env = []string{"TERM=" + t}
+	}
+	c.Mem, c.CPUs = o.mem, o.cpus
+	c.Interactive = true
+	why := "this host has no /dev/kvm, so"
+	if _, err := os.Stat("/dev/kvm"); err == nil {
+		why = "as asked,"
+	}
+	fmt.Fprintf(stderr, "testvm-run: %s %s runs inside an emulated AMD SVM machine (QEMU TCG) with nested KVM, slower than native\n", why, filepath.Base(o.argv[0]))
+	return testvm.Run(ctx, c)
+}
