@@ -154,6 +154,7 @@ type Serial struct {
 
 	irqHigh bool          // the level last driven on irq
 	room    chan struct{} // signalled when a full receive queue drains
+	tx      [1]byte       // the byte being sent, kept here so sending allocates nothing
 
 	// Counters, read with Stats.
 	outErrors, irqErrors uint64
@@ -299,7 +300,8 @@ func (s *Serial) transmit(v byte) {
 		s.r.rx = append(s.r.rx, v)
 		return
 	}
-	if _, err := s.out.Write([]byte{v}); err != nil {
+	s.tx[0] = v
+	if _, err := s.out.Write(s.tx[:]); err != nil {
 		s.outErrors++
 	}
 }
