@@ -60,7 +60,7 @@ unit:
 # nested KVM. GOVMM_REQUIRE_KVM=1 turns every KVM skip into a failure.
 kvm-test:
 	$(GO) build -o bin/testvm-exec ./testvm/cmd/testvm-exec
-	GOVMM_REQUIRE_KVM=1 $(GO) test -count=1 -timeout 25m -exec $(CURDIR)/bin/testvm-exec $(KVM_PKGS)
+	GOVMM_REQUIRE_KVM=1 $(GO) test -count=1 -timeout 10m -exec $(CURDIR)/bin/testvm-exec $(KVM_PKGS)
 
 bench: build
 	$(GO) run ./bench -govmm $(GOVMM) -cache $(CACHE)

@@ -181,6 +181,15 @@ func TestDebianKernelFullBoot(t *testing.T) {
 	if !host.Hardware() {
 		t.Skipf("full Linux boot needs hardware virtualization (vmx or svm); this is a %v host, where guest ring 0 is emulated and a stock kernel stops before user space", host)
 	}
+	if kvmtest.Emulated() {
+		// Measured on 2026-11-29: 6 of 11 full boots passed in 10-19 s,
+		// the other 5 froze the emulated machine for good (the nested
+		// guest's clock stops, last seen near "Run /init"; QEMU then sits
+		// idle), with or without -hide-cpuid, kvm_amd tsc_scaling=0,
+		// idle=poll in the emulated machine, or clocksource=jiffies in the
+		// guest. The early-boot test above passed 5 of 5 there.
+		t.Skip("KVM here is nested inside QEMU's software emulation (testvm), where a fully booting Linux guest freezes the emulated machine in about half the runs; this test runs on hosts with hardware virtualization")
+	}
 	kernelPath, initrdPath := linuxGuest(t, true)
 	cmdline := "console=ttyS0 reboot=k panic=-1 quiet " + images.AgentCommandLine("echo hello from the guest; cat /proc/cpuinfo", false)
 	w := newWatcher(images.AgentReady, "hello from the guest", images.AgentExit+" 0")

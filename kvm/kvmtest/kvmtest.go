@@ -53,3 +53,9 @@ func CacheDir() string {
 	}
 	return filepath.Join(os.TempDir(), "govmm-test-cache")
 }
+
+// Emulated reports whether this KVM is testvm's: nested inside a machine
+// that QEMU emulates in software (GOVMM_TESTVM=1, set by testvm's /init).
+// Everything runs there, slowly; a test whose guest is known to stall
+// there says so and skips.
+func Emulated() bool { return os.Getenv("GOVMM_TESTVM") == "1" }
