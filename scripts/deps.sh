@@ -13,12 +13,17 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+# images/ resolves and downloads Debian's kernel with apt-cache and
+# apt-get download, which need the package lists even when nothing is missing.
+if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 echo "deps: installing ${missing[*]}"
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
