@@ -182,8 +182,8 @@ func TestDebianKernelFullBoot(t *testing.T) {
 		t.Skipf("full Linux boot needs hardware virtualization (vmx or svm); this is a %v host, where guest ring 0 is emulated and a stock kernel stops before user space", host)
 	}
 	if kvmtest.Emulated() {
-		// Measured on 2026-11-29: 6 of 11 full boots passed in 10-19 s,
-		// the other 5 froze the emulated machine for good (the nested
+		// Measured on 2026-11-29: 9 of 17 full boots passed in 10-19 s,
+		// the other 8 froze the emulated machine for good (the nested
 		// guest's clock stops, last seen near "Run /init"; QEMU then sits
 		// idle), with or without -hide-cpuid, kvm_amd tsc_scaling=0,
 		// idle=poll in the emulated machine, or clocksource=jiffies in the
