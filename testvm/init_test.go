@@ -29,7 +29,7 @@ func TestInitScript(t *testing.T) {
 		"finish nokvm",
 		"cd '/src/pkg dir' || finish nodir",
 		"echo 'START-1'",
-		"env -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_TESTVM=1' 'GOVMM_CACHE=/c' 'QUOTE=it'\\''s' '/tmp/pkg.test' '-test.run=X|Y' </dev/null",
+		"env -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_IN_TESTVM=1' 'GOVMM_CACHE=/c' 'QUOTE=it'\\''s' '/tmp/pkg.test' '-test.run=X|Y' </dev/null",
 		"finish $?",
 	}
 	rest := s
@@ -53,7 +53,7 @@ func TestInitScriptStdio(t *testing.T) {
 		want        string
 	}{
 		{false, "'/p' </dev/null\n"},
-		{true, "dmesg -n 1\nenv -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_TESTVM=1' '/p' </dev/console >/dev/console 2>&1\n"},
+		{true, "dmesg -n 1\nenv -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_IN_TESTVM=1' '/p' </dev/console >/dev/console 2>&1\n"},
 	}
 	for _, tt := range tests {
 		s, err := initScript(Config{Argv: []string{"/p"}, Interactive: tt.interactive}, "S", "E=")

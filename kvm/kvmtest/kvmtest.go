@@ -55,7 +55,7 @@ func CacheDir() string {
 }
 
 // Emulated reports whether this KVM is testvm's: nested inside a machine
-// that QEMU emulates in software (GOVMM_TESTVM=1, set by testvm's /init).
+// that QEMU emulates in software (GOVMM_IN_TESTVM=1, set by testvm's /init).
 // Everything runs there, slowly; a test whose guest is known to stall
 // there says so and skips.
-func Emulated() bool { return os.Getenv("GOVMM_TESTVM") == "1" }
+func Emulated() bool { return os.Getenv("GOVMM_IN_TESTVM") == "1" }
