@@ -58,6 +58,19 @@ const (
 	HideOff
 )
 
+// ParseHideMode reads the -hide-cpuid flag's words.
+func ParseHideMode(s string) (HideMode, error) {
+	switch s {
+	case "auto":
+		return HideAuto, nil
+	case "on":
+		return HideOn, nil
+	case "off":
+		return HideOff, nil
+	}
+	return 0, fmt.Errorf("CPUID hiding %q: give auto, on or off", s)
+}
+
 // Config describes one VM.
 type Config struct {
 	KVMPath  string // usually /dev/kvm

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"govmm/machine"
 )
 
 // options are the parsed command line.
@@ -15,11 +17,11 @@ type options struct {
 	kernel, initrd, cmdline string
 	mem                     uint64
 	cpus                    int
-	boot                    string
+	boot                    machine.BootPath
 	serial                  string
 	kvmPath                 string
 	cacheDir                string
-	hideCPUID               string
+	hide                    machine.HideMode
 	verbose                 bool
 	help                    bool
 }
@@ -32,17 +34,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := pflag.NewFlagSet("govmm", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	var mem string
+	var mem, boot, hide string
 	fs.StringVar(&o.kernel, "kernel", "", "the guest kernel: a Linux bzImage or an uncompressed ELF vmlinux (required)")
 	fs.StringVar(&o.initrd, "initrd", "", "an initial ramdisk to load for the kernel")
 	fs.StringVar(&o.cmdline, "append", defaultCmdline, "the kernel command line")
 	fs.StringVar(&mem, "mem", "512M", "guest RAM: a number with K, M, G or T (binary units); a bare number is MiB")
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
-	fs.StringVar(&o.boot, "boot", "auto", "how to start a bzImage: fast (decompress it in the VMM and boot the ELF inside, cached), bzimage (let the kernel decompress itself), auto (fast, falling back to bzimage)")
+	fs.StringVar(&boot, "boot", "auto", "how to start a bzImage: fast (decompress it in the VMM and boot the ELF inside, cached), bzimage (let the kernel decompress itself), auto (fast, falling back to bzimage)")
 	fs.StringVar(&o.serial, "serial", "stdio", "where the serial console goes: stdio (the terminal, raw, Ctrl-A x quits), file:PATH (output only), none")
 	fs.StringVar(&o.kvmPath, "kvm", "/dev/kvm", "the KVM device")
 	fs.StringVar(&o.cacheDir, "cache", defaultCacheDir(), "cache folder for decompressed kernels")
-	fs.StringVar(&o.hideCPUID, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
+	fs.StringVar(&hide, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print what the VMM does: boot path, layout, exit counts, fixups")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
 	fs.Usage = func() {
@@ -75,25 +77,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.cpus < 1 || o.cpus > 255 {
 		return nil, fmt.Errorf("-cpus %d: give between 1 and 255", o.cpus)
 	}
-	if err := oneOf("-boot", o.boot, "auto", "fast", "bzimage"); err != nil {
-		return nil, err
+	if o.boot, err = machine.ParseBootPath(boot); err != nil {
+		return nil, fmt.Errorf("-boot: %w", err)
 	}
-	if err := oneOf("-hide-cpuid", o.hideCPUID, "auto", "on", "off"); err != nil {
-		return nil, err
+	if o.hide, err = machine.ParseHideMode(hide); err != nil {
+		return nil, fmt.Errorf("-hide-cpuid: %w", err)
 	}
 	if o.serial != "stdio" && o.serial != "none" && !strings.HasPrefix(o.serial, "file:") {
 		return nil, fmt.Errorf("-serial %q: give stdio, none or file:PATH", o.serial)
 	}
 	return o, nil
-}
-
-func oneOf(flag, v string, allowed ...string) error {
-	for _, a := range allowed {
-		if v == a {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s %q: give one of %s", flag, v, strings.Join(allowed, ", "))
 }
 
 // longDashes rewrites -name and -name=value into --name forms for every

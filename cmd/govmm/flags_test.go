@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"govmm/machine"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -22,11 +24,14 @@ func TestParseFlags(t *testing.T) {
 		{"one dash with =", []string{"-kernel=bz", "-v"},
 			func(o *options) bool { return o.kernel == "bz" && o.verbose && o.mem == 512<<20 }, ""},
 		{"defaults", []string{"-kernel", "bz"},
-			func(o *options) bool { return o.boot == "auto" && o.cmdline == defaultCmdline && o.serial == "stdio" }, ""},
+			func(o *options) bool {
+				return o.boot == machine.BootAuto && o.hide == machine.HideAuto && o.cmdline == defaultCmdline && o.serial == "stdio"
+			}, ""},
 		{"no kernel", []string{"-mem", "1G"}, nil, "no kernel"},
 		{"bad size", []string{"-kernel", "bz", "-mem", "lots"}, nil, "-mem"},
 		{"bad cpus", []string{"-kernel", "bz", "-cpus", "0"}, nil, "-cpus"},
 		{"bad boot", []string{"-kernel", "bz", "-boot", "magic"}, nil, "-boot"},
+		{"bad hide-cpuid", []string{"-kernel", "bz", "-hide-cpuid", "maybe"}, nil, "-hide-cpuid"},
 		{"bad serial", []string{"-kernel", "bz", "-serial", "tcp"}, nil, "-serial"},
 		{"unknown flag", []string{"-kernel", "bz", "-frobnicate"}, nil, "govmm -h"},
 		{"stray argument", []string{"-kernel", "bz", "extra"}, nil, "unexpected argument"},

@@ -26,10 +26,6 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 			return 1, fmt.Errorf("reading the initrd: %w", err)
 		}
 	}
-	bootPath, err := machine.ParseBootPath(o.boot)
-	if err != nil {
-		return 2, err
-	}
 	cfg := machine.Config{
 		KVMPath:  o.kvmPath,
 		Kernel:   kernel,
@@ -37,9 +33,9 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		Cmdline:  o.cmdline,
 		MemSize:  o.mem,
 		CPUs:     o.cpus,
-		Boot:     bootPath,
+		Boot:     o.boot,
 		CacheDir: o.cacheDir,
-		Hide:     map[string]machine.HideMode{"auto": machine.HideAuto, "on": machine.HideOn, "off": machine.HideOff}[o.hideCPUID],
+		Hide:     o.hide,
 		Log:      stderr,
 		Verbose:  o.verbose,
 		Start:    start,
