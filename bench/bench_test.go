@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"govmm/images/testguest"
-	"govmm/kvm/kvmtest"
-	"govmm/testvm"
+	"github.com/govmm/govmm/images/testguest"
+	"github.com/govmm/govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/testvm"
 )
 
 // testGuestELF builds the test guests (or finds them built) and returns

@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"govmm/images/testguest"
-	"govmm/kvm"
+	"github.com/govmm/govmm/images/testguest"
+	"github.com/govmm/govmm/kvm"
 )
 
 // options are the command line.

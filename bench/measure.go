@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"govmm/images/testguest"
+	"github.com/govmm/govmm/images/testguest"
 )
 
 // suite is what one set of measurements runs: the VMMs and how often.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"govmm/testvm"
+	"github.com/govmm/govmm/testvm"
 )
 
 // resultPrefix starts the line on which the inner bench prints its report.
@@ -39,13 +39,13 @@ func runNested(ctx context.Context, o options, in nestedInputs, stdout, stderr i
 	}
 	// The machine has no libraries: every program must be static.
 	self := filepath.Join(dir, "bench")
-	if err := buildStatic("govmm/bench", self); err != nil {
+	if err := buildStatic("github.com/govmm/govmm/bench", self); err != nil {
 		return err
 	}
 	govmm, govmmNote := in.govmm, ""
 	if err := testvm.CheckStatic(govmm); err != nil {
 		govmm = filepath.Join(dir, "govmm")
-		if err := buildStatic("govmm/cmd/govmm", govmm); err != nil {
+		if err := buildStatic("github.com/govmm/govmm/cmd/govmm", govmm); err != nil {
 			return err
 		}
 		govmmNote = fmt.Sprintf("; %s is dynamically linked, so the machine runs a CGO_ENABLED=0 build of the same sources", in.govmm)

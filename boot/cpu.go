@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 // Control-register and EFER bits (Intel SDM vol. 3, 2.5 and 2.2.1).

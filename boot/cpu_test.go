@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 // walk translates a virtual address through 4-level page tables in guest

@@ -5,7 +5,7 @@ import (
 	"debug/elf"
 	"fmt"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 // maxELFSegments bounds the program headers LoadELF looks at; a vmlinux has

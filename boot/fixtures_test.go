@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 // fakeBz describes a synthetic bzImage for tests: a real header, a payload

@@ -3,7 +3,7 @@ package boot
 import (
 	"fmt"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 // Initrd says where an initial ramdisk went.

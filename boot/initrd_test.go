@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 func TestPlaceInitrdSizes(t *testing.T) {

@@ -1,6 +1,6 @@
 package boot
 
-import "govmm/memory"
+import "github.com/govmm/govmm/memory"
 
 // Guest-physical layout. Every address the guest sees at power-on is named
 // here; nothing else in govmm spells one as a number. layout_test.go checks

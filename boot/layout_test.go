@@ -3,7 +3,7 @@ package boot
 import (
 	"testing"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 type span struct {

@@ -3,7 +3,7 @@ package boot
 import (
 	"fmt"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 // entry64Offset is where the 64-bit entry point sits in the protected-mode

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 func TestLoadBzImage(t *testing.T) {

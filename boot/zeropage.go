@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sort"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 // Offsets in struct boot_params, the "zero page"

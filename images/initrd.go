@@ -22,12 +22,12 @@ import (
 )
 
 // modulePath is this repository's Go module path.
-const modulePath = "govmm"
+const modulePath = "github.com/govmm/govmm"
 
 // AgentPackage is the guest agent, which runs as u-root's uinit. It may
 // import only the standard library and modules whose path starts with a
 // domain name: u-root's busybox builder copies dependencies into a GOPATH
-// tree and takes any other path ("govmm/...") for the standard library.
+// tree and takes any other path ("github.com/govmm/govmm/...") for the standard library.
 const AgentPackage = modulePath + "/images/agent"
 
 // agentSources are the folders, relative to the module root, whose Go files

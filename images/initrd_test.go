@@ -26,8 +26,8 @@ func TestFindModuleRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(filepath.Join(dir, "go.mod"), "// comment\nmodule govmm\n\ngo 1.26\n")
-	write(filepath.Join(other, "go.mod"), "module govmmx\n")
+	write(filepath.Join(dir, "go.mod"), "// comment\nmodule github.com/govmm/govmm\n\ngo 1.26\n")
+	write(filepath.Join(other, "go.mod"), "module github.com/govmm/govmmx\n")
 
 	for _, start := range []string{dir, sub, other} {
 		if got, err := FindModuleRoot(start); err != nil || got != dir {

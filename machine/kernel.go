@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"govmm/boot"
-	"govmm/memory"
+	"github.com/govmm/govmm/boot"
+	"github.com/govmm/govmm/memory"
 )
 
 // Loaded says what loadKernel did, for the verbose log and for tests.

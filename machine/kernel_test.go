@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"govmm/boot"
-	"govmm/images/testguest"
-	"govmm/kvm/kvmtest"
-	"govmm/memory"
+	"github.com/govmm/govmm/boot"
+	"github.com/govmm/govmm/images/testguest"
+	"github.com/govmm/govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/memory"
 )
 
 // guests builds (or finds cached) the test guests.

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"govmm/images"
-	"govmm/kvm"
-	"govmm/kvm/kvmtest"
-	"govmm/vcpu"
+	"github.com/govmm/govmm/images"
+	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/vcpu"
 )
 
 // linuxGuest finds the default Linux guest: from $GOVMM_CACHE/images.env,

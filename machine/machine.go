@@ -8,11 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"govmm/boot"
-	"govmm/devices"
-	"govmm/kvm"
-	"govmm/memory"
-	"govmm/vcpu"
+	"github.com/govmm/govmm/boot"
+	"github.com/govmm/govmm/devices"
+	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/memory"
+	"github.com/govmm/govmm/vcpu"
 )
 
 // Machine is one VM: its KVM objects, RAM, devices and vCPUs.

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"govmm/images/testguest"
-	"govmm/kvm"
-	"govmm/kvm/kvmtest"
-	"govmm/vcpu"
+	"github.com/govmm/govmm/images/testguest"
+	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/vcpu"
 )
 
 // syncBuffer is a bytes.Buffer safe for the vCPU thread to write while the

@@ -4,9 +4,9 @@ import (
 	"io"
 	"time"
 
-	"govmm/boot"
-	"govmm/devices"
-	"govmm/memory"
+	"github.com/govmm/govmm/boot"
+	"github.com/govmm/govmm/devices"
+	"github.com/govmm/govmm/memory"
 )
 
 // platform is the set of legacy devices every govmm VM has.

@@ -3,8 +3,8 @@ package machine
 import (
 	"encoding/binary"
 
-	"govmm/boot"
-	"govmm/kvm"
+	"github.com/govmm/govmm/boot"
+	"github.com/govmm/govmm/kvm"
 )
 
 // kvmSegment converts the boot package's segment to KVM's layout.

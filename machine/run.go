@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"govmm/console"
-	"govmm/vcpu"
+	"github.com/govmm/govmm/console"
+	"github.com/govmm/govmm/vcpu"
 )
 
 // Result is how a VM ended.

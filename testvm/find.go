@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"govmm/images"
+	"github.com/govmm/govmm/images"
 )
 
 // KVMModules are the modules that give /dev/kvm in a VM with an AMD SVM CPU

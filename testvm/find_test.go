@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"govmm/images"
+	"github.com/govmm/govmm/images"
 )
 
 func TestLoadOrder(t *testing.T) {

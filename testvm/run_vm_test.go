@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"govmm/images"
+	"github.com/govmm/govmm/images"
 )
 
 // kvmProbe is a program for the VM: it opens /dev/kvm, prints what the

@@ -1,6 +1,6 @@
 package vcpu
 
-import "govmm/kvm"
+import "github.com/govmm/govmm/kvm"
 
 // CPUID leaves and bits the VMM edits (Intel SDM vol. 2A, "CPUID").
 const (

@@ -3,7 +3,7 @@ package vcpu
 import (
 	"testing"
 
-	"govmm/kvm"
+	"github.com/govmm/govmm/kvm"
 )
 
 func TestBuildCPUID(t *testing.T) {

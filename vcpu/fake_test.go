@@ -3,7 +3,7 @@ package vcpu
 import (
 	"sync"
 
-	"govmm/kvm"
+	"github.com/govmm/govmm/kvm"
 )
 
 // fakeHW plays back a script of exits, then behaves like a guest spinning

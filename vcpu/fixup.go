@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"govmm/kvm"
+	"github.com/govmm/govmm/kvm"
 )
 
 // Fixups counts the emulation failures the VMM handled itself instead of

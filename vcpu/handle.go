@@ -3,7 +3,7 @@ package vcpu
 import (
 	"fmt"
 
-	"govmm/kvm"
+	"github.com/govmm/govmm/kvm"
 )
 
 // handle acts on one exit. It reports whether the loop must stop, and why.

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 // Control-register and page-table bits the walker reads (Intel SDM vol. 3,

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"govmm/memory"
+	"github.com/govmm/govmm/memory"
 )
 
 func TestTranslate(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/arch/x86/x86asm"
 
-	"govmm/kvm"
+	"github.com/govmm/govmm/kvm"
 )
 
 // GuestError is the report of a guest the VMM had to stop: why, where, and

@@ -3,7 +3,7 @@ package vcpu
 import (
 	"fmt"
 
-	"govmm/kvm"
+	"github.com/govmm/govmm/kvm"
 )
 
 // StateHardware is what saving and restoring a vCPU needs on top of

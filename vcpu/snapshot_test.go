@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"govmm/kvm"
+	"github.com/govmm/govmm/kvm"
 )
 
 func TestSaveRestoreState(t *testing.T) {

@@ -9,9 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"govmm/devices"
-	"govmm/kvm"
-	"govmm/memory"
+	"github.com/govmm/govmm/devices"
+	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/memory"
 )
 
 // Hardware is what the run loop needs from a KVM vCPU. *kvm.VCPU implements

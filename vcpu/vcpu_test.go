@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"govmm/devices"
-	"govmm/kvm"
-	"govmm/memory"
+	"github.com/govmm/govmm/devices"
+	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/memory"
 )
 
 func ioOut(port uint16, data string) func() kvm.Exit {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"govmm/machine"
+	"github.com/govmm/govmm/machine"
 )
 
 // options are the parsed command line.

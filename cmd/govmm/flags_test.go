@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"govmm/machine"
+	"github.com/govmm/govmm/machine"
 )
 
 func TestParseFlags(t *testing.T) {

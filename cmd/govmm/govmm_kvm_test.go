@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"govmm/images/testguest"
-	"govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/images/testguest"
+	"github.com/govmm/govmm/kvm/kvmtest"
 )
 
 // TestCommandRunsGuests runs the govmm command, in process, on the test

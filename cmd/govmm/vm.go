@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"govmm/machine"
-	"govmm/vcpu"
+	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/vcpu"
 )
 
 // runVM builds the machine from the options and runs it to the end.

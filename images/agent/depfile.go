@@ -2,7 +2,7 @@ package main
 
 // The modules.dep reader lives here, not in a package of its own, because
 // u-root's busybox builder copies only dependencies whose import path starts
-// with a domain name: a "govmm/..." import would be taken for the standard
+// with a domain name: a "github.com/govmm/govmm/..." import would be taken for the standard
 // library and left out. The host side writes the file (images.ModulesDep).
 
 import (

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"govmm/kvm"
+	"github.com/govmm/govmm/kvm"
 )
 
 // Path is the KVM device tests use: $GOVMM_KVM, else /dev/kvm.

@@ -18,7 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 
-	"govmm/images"
+	"github.com/govmm/govmm/images"
 )
 
 func main() {

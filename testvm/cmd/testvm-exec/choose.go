@@ -57,7 +57,7 @@ func choose(binary, kvmPath string) (place, string, error) {
 // kvmFuncs name the functions that mark a test binary as one with KVM
 // tests: kvmtest's helpers, and kvm.Open for package kvm's own tests
 // (which cannot import kvmtest).
-var kvmFuncs = []string{"govmm/kvm/kvmtest.", "govmm/kvm.Open"}
+var kvmFuncs = []string{"github.com/govmm/govmm/kvm/kvmtest.", "github.com/govmm/govmm/kvm.Open"}
 
 // linksKVMTests says whether the binary has KVM tests: whether it links
 // one of kvmFuncs.

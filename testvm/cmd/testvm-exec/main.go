@@ -4,7 +4,7 @@
 //	CGO_ENABLED=0 go test -exec "$PWD/bin/testvm-exec" ./...
 //
 // When the host's /dev/kvm opens, or the binary has no KVM tests (it does
-// not link govmm/kvm/kvmtest), the binary runs here, as go test would run
+// not link github.com/govmm/govmm/kvm/kvmtest), the binary runs here, as go test would run
 // it. Otherwise it runs inside a QEMU-TCG VM with an emulated AMD SVM CPU
 // and nested KVM (package testvm), with the binary, the package directory
 // and the fixtures of $GOVMM_CACHE copied in; its exit status is the test's.

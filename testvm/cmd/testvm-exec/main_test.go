@@ -78,8 +78,8 @@ func TestHasFunc(t *testing.T) {
 		binary, prefix string
 		want           bool
 	}{
-		{self, "govmm/testvm/cmd/testvm-exec.TestHasFunc", true},
-		{self, "govmm/kvm/kvmtest.", false},
+		{self, "github.com/govmm/govmm/testvm/cmd/testvm-exec.TestHasFunc", true},
+		{self, "github.com/govmm/govmm/kvm/kvmtest.", false},
 		{self, kvmFuncs[0], false},
 		{self, kvmFuncs[1], false},
 	}

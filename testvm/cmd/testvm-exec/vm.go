@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"govmm/testvm"
+	"github.com/govmm/govmm/testvm"
 	"os"
 	"path/filepath"
 	"strconv"

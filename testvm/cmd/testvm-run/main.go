@@ -27,7 +27,7 @@ import (
 	"strings"
 	"syscall"
 
-	"govmm/testvm"
+	"github.com/govmm/govmm/testvm"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"govmm/images/testguest"
+	"github.com/govmm/govmm/images/testguest"
 )
 
 func main() {
