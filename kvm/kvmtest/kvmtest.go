@@ -7,8 +7,10 @@
 package kvmtest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/govmm/govmm/kvm"
@@ -59,3 +61,49 @@ func CacheDir() string {
 // Everything runs there, slowly; a test whose guest is known to stall
 // there says so and skips.
 func Emulated() bool { return os.Getenv("GOVMM_IN_TESTVM") == "1" }
+
+// DeferLinuxEnv names the file where a test binary's host run lists the
+// tests it left for the emulated machine (see RequireLinux). testvm-exec
+// sets it on hosts whose KVM cannot run Linux to user space, then runs the
+// listed tests again inside testvm.
+const DeferLinuxEnv = "GOVMM_DEFER_LINUX_TESTS"
+
+// RequireLinux is Require for tests that boot a full Linux guest to user
+// space. That needs hardware virtualization (vmx or svm, or testvm's nested
+// SVM): on a PVM host a stock kernel never reaches user space. There, when
+// testvm-exec has set DeferLinuxEnv, the test records its top-level name in
+// that file and skips, and testvm-exec runs it in the emulated machine;
+// without it the test fails under GOVMM_REQUIRE_KVM=1 and skips otherwise.
+func RequireLinux(t testing.TB) kvm.HostKind {
+	t.Helper()
+	host := Require(t)
+	if host.Hardware() {
+		return host
+	}
+	why := fmt.Sprintf("a full Linux guest needs hardware virtualization (vmx or svm); this is a %v host, where a stock kernel stops before user space", host)
+	if list := os.Getenv(DeferLinuxEnv); list != "" {
+		name, _, _ := strings.Cut(t.Name(), "/")
+		if err := appendLine(list, name); err != nil {
+			t.Fatalf("%s: cannot leave %s for the emulated machine: %v", why, name, err)
+		}
+		t.Skipf("%s: testvm-exec runs it in the emulated machine next", why)
+	}
+	if os.Getenv("GOVMM_REQUIRE_KVM") == "1" {
+		t.Fatalf("%s; run it through testvm-exec (make test), which runs it in the emulated machine", why)
+	}
+	t.Skip(why)
+	return host
+}
+
+// appendLine adds line to the file at path, creating it.
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(f, line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
