@@ -34,25 +34,89 @@ const AgentPackage = modulePath + "/images/agent"
 // go into the agent; a change to any of them changes the initrd's cache key.
 var agentSources = []string{"images/agent"}
 
-// DefaultCommands are the u-root commands in the default initrd, besides
-// the agent: init, a shell (gosh, /bin/sh) and a few tools to look around.
-// Each must also be blank-imported by tools.go so that go.mod keeps u-root.
-var DefaultCommands = []string{
-	"github.com/u-root/u-root/cmds/core/init",
-	"github.com/u-root/u-root/cmds/core/gosh",
+// DefaultCommands are the commands in the default initrd, besides the
+// agent: u-root's init, its shell (gosh, /bin/sh) and a core set of tools
+// for looking around, moving files and bringing up a network, plus govmm's
+// own sha256sum (u-root has only shasum -a 256). Each u-root command must
+// also be blank-imported by tools.go so that go.mod keeps u-root.
+var DefaultCommands = append([]string{
+	"github.com/u-root/u-root/cmds/core/base64",
+	"github.com/u-root/u-root/cmds/core/basename",
 	"github.com/u-root/u-root/cmds/core/cat",
+	"github.com/u-root/u-root/cmds/core/chmod",
+	"github.com/u-root/u-root/cmds/core/cmp",
+	"github.com/u-root/u-root/cmds/core/cp",
+	"github.com/u-root/u-root/cmds/core/cpio",
+	"github.com/u-root/u-root/cmds/core/date",
+	"github.com/u-root/u-root/cmds/core/dd",
+	"github.com/u-root/u-root/cmds/core/df",
+	"github.com/u-root/u-root/cmds/core/dhclient",
+	"github.com/u-root/u-root/cmds/core/dirname",
 	"github.com/u-root/u-root/cmds/core/dmesg",
+	"github.com/u-root/u-root/cmds/core/du",
 	"github.com/u-root/u-root/cmds/core/echo",
+	"github.com/u-root/u-root/cmds/core/false",
+	"github.com/u-root/u-root/cmds/core/find",
+	"github.com/u-root/u-root/cmds/core/free",
+	"github.com/u-root/u-root/cmds/core/gosh",
+	"github.com/u-root/u-root/cmds/core/grep",
+	"github.com/u-root/u-root/cmds/core/gzip",
+	"github.com/u-root/u-root/cmds/core/head",
+	"github.com/u-root/u-root/cmds/core/hexdump",
+	"github.com/u-root/u-root/cmds/core/hostname",
+	"github.com/u-root/u-root/cmds/core/id",
+	"github.com/u-root/u-root/cmds/core/init",
+	"github.com/u-root/u-root/cmds/core/insmod",
 	"github.com/u-root/u-root/cmds/core/ip",
+	"github.com/u-root/u-root/cmds/core/kill",
+	"github.com/u-root/u-root/cmds/core/ln",
 	"github.com/u-root/u-root/cmds/core/ls",
 	"github.com/u-root/u-root/cmds/core/lsmod",
+	"github.com/u-root/u-root/cmds/core/md5sum",
+	"github.com/u-root/u-root/cmds/core/mkdir",
+	"github.com/u-root/u-root/cmds/core/mknod",
+	"github.com/u-root/u-root/cmds/core/mktemp",
+	"github.com/u-root/u-root/cmds/core/more",
 	"github.com/u-root/u-root/cmds/core/mount",
+	"github.com/u-root/u-root/cmds/core/mv",
+	"github.com/u-root/u-root/cmds/core/netcat",
+	"github.com/u-root/u-root/cmds/core/netstat",
+	"github.com/u-root/u-root/cmds/core/pidof",
+	"github.com/u-root/u-root/cmds/core/ping",
 	"github.com/u-root/u-root/cmds/core/poweroff",
+	"github.com/u-root/u-root/cmds/core/printenv",
 	"github.com/u-root/u-root/cmds/core/ps",
+	"github.com/u-root/u-root/cmds/core/pwd",
+	"github.com/u-root/u-root/cmds/core/readlink",
+	"github.com/u-root/u-root/cmds/core/realpath",
+	"github.com/u-root/u-root/cmds/core/rm",
+	"github.com/u-root/u-root/cmds/core/rmmod",
+	"github.com/u-root/u-root/cmds/core/seq",
+	"github.com/u-root/u-root/cmds/core/shasum",
 	"github.com/u-root/u-root/cmds/core/shutdown",
+	"github.com/u-root/u-root/cmds/core/sleep",
+	"github.com/u-root/u-root/cmds/core/sort",
+	"github.com/u-root/u-root/cmds/core/stty",
 	"github.com/u-root/u-root/cmds/core/sync",
+	"github.com/u-root/u-root/cmds/core/tail",
+	"github.com/u-root/u-root/cmds/core/tar",
+	"github.com/u-root/u-root/cmds/core/tee",
+	"github.com/u-root/u-root/cmds/core/timeout",
+	"github.com/u-root/u-root/cmds/core/touch",
+	"github.com/u-root/u-root/cmds/core/tr",
+	"github.com/u-root/u-root/cmds/core/true",
+	"github.com/u-root/u-root/cmds/core/truncate",
+	"github.com/u-root/u-root/cmds/core/tty",
+	"github.com/u-root/u-root/cmds/core/umount",
 	"github.com/u-root/u-root/cmds/core/uname",
-}
+	"github.com/u-root/u-root/cmds/core/uniq",
+	"github.com/u-root/u-root/cmds/core/uptime",
+	"github.com/u-root/u-root/cmds/core/wc",
+	"github.com/u-root/u-root/cmds/core/wget",
+	"github.com/u-root/u-root/cmds/core/which",
+	"github.com/u-root/u-root/cmds/core/xargs",
+	"github.com/u-root/u-root/cmds/core/yes",
+}, modulePath+"/images/cmds/sha256sum")
 
 // InitrdOptions says what goes into an initrd.
 type InitrdOptions struct {

@@ -211,6 +211,11 @@ func TestBuildInitrd(t *testing.T) {
 			t.Errorf("BuildInitrd() lacks bbin/%s", filepath.Base(cmd))
 		}
 	}
+	for _, name := range shellCommands {
+		if _, ok := files["bbin/"+name]; !ok {
+			t.Errorf("BuildInitrd() lacks bbin/%s, which the default guest's shell promises", name)
+		}
+	}
 	if bb := files["bbin/bb"]; bb.FileSize < 1<<20 {
 		t.Errorf("BuildInitrd() bbin/bb is %d bytes, want a busybox binary of megabytes", bb.FileSize)
 	}
@@ -234,3 +239,9 @@ func TestBuildInitrd(t *testing.T) {
 	}
 	t.Logf("initrd %s: %d bytes", path, func() int64 { st, _ := f.Stat(); return st.Size() }())
 }
+
+// shellCommands are the commands a user of the default guest's shell can
+// count on (README, issue 11).
+var shellCommands = strings.Fields(`ls cat cp mv rm mkdir mount umount dmesg
+	grep find ps kill free df dd hexdump base64 sha256sum sync ip dhclient
+	wget ping poweroff shutdown uname date sleep wc more`)
