@@ -16,8 +16,8 @@ import (
 // (QEMU's "max" CPU under TCG); their dependencies come along.
 var KVMModules = []string{"kvm_amd"}
 
-// Find returns a Config with the host's pieces filled in: QEMU from PATH,
-// busybox at /bin/busybox, and Debian's cloud kernel with its KVM modules
+// Find returns a Config with the host's pieces filled in: QEMU from PATH
+// and its version, busybox at /bin/busybox, and Debian's cloud kernel with its KVM modules
 // from cacheDir, fetched there with images.DebianKernel if missing. Where
 // apt-cache cannot name the kernel (not a Debian host), a kernel already in
 // cacheDir/debian-kernel is used. Progress goes to log.
@@ -28,6 +28,10 @@ func Find(ctx context.Context, cacheDir string, log io.Writer) (Config, error) {
 		return c, fmt.Errorf("testvm: qemu-system-x86_64 not found: apt-get install --no-install-recommends qemu-system-x86: %w", err)
 	}
 	c.QEMU = qemu
+	if c.QEMUVersion, err = queryQEMUVersion(ctx, qemu); err != nil {
+		// Run treats the machine as one that needs the periodic tick.
+		fmt.Fprintf(log, "%v; assuming an old QEMU\n", err)
+	}
 	c.Busybox = "/bin/busybox"
 	if err := checkStatic(c.Busybox); err != nil {
 		return c, fmt.Errorf("testvm: %w: apt-get install busybox-static", err)

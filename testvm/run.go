@@ -8,6 +8,13 @@
 // KVM modules, a generated /init, and the files the program needs at their
 // host paths. /init prints a marker line with the program's exit status and
 // powers off; Run returns that status.
+//
+// QEMU before 10.2 has a race in its SVM emulation that can lose the
+// emulated machine's timer interrupt and freeze it for good (see
+// periodicTickArgs in tick.go). On those versions, as Config.QEMUVersion
+// says (Find asks QEMU; an unknown version counts as old), the machine's
+// kernel runs with a periodic tick (nohz=off highres=off), under which a
+// lost wakeup is repeated on the next tick.
 package testvm
 
 import (
@@ -29,7 +36,13 @@ import (
 
 // Config says what VM to boot and what to run in it.
 type Config struct {
-	QEMU    string   // qemu-system-x86_64
+	QEMU string // qemu-system-x86_64
+	// QEMUVersion is QEMU's version, like "7.2.22" (Find asks QEMU). Below
+	// 10.2, or when empty or unreadable, the emulated machine's kernel gets
+	// a periodic tick, which keeps a QEMU race from freezing it (see
+	// periodicTickArgs in tick.go).
+	QEMUVersion string
+
 	Kernel  string   // a bzImage with the serial console, initramfs and ACPI built in
 	Modules []string // the KVM modules, in load order: irqbypass.ko, kvm.ko, kvm-amd.ko
 	Busybox string   // a static busybox (Debian's busybox-static /bin/busybox)
@@ -201,7 +214,8 @@ func (c Config) withDefaults() (Config, error) {
 
 // qemuArgs is QEMU's command line: a q35 machine with the "max" CPU, which
 // under TCG offers SVM, only a serial port on standard output, and no
-// reboot, so that poweroff or a kernel panic (panic=-1) ends QEMU.
+// reboot, so that poweroff or a kernel panic (panic=-1) ends QEMU. The
+// kernel command line is kernelCmdline's.
 // Interactive runs give the serial port standard input too, through a
 // stdio character device without QEMU's monitor, its Ctrl-A escapes and
 // its signal keys.
@@ -222,7 +236,18 @@ func qemuArgs(c Config, initrd string) []string {
 	args = append(args, serial...)
 	return append(args, "-no-reboot",
 		"-kernel", c.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet panic=-1")
+		"-append", kernelCmdline(c))
+}
+
+// kernelCmdline is the emulated machine's kernel command line: the serial
+// console, no boot chatter, no reboot after a panic, and a periodic tick
+// where this QEMU needs one (needsPeriodicTick).
+func kernelCmdline(c Config) string {
+	s := "console=ttyS0 quiet panic=-1"
+	if needsPeriodicTick(c.QEMUVersion) {
+		s += " " + periodicTickArgs
+	}
+	return s
 }
 
 // writeInitramfs writes the initramfs to path and returns its data size.
