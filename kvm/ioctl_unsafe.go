@@ -66,23 +66,24 @@ var (
 	kvmSetPIT2             = iow(0xa0, unsafe.Sizeof(PITState2{}))        // KVM_SET_PIT2
 
 	// On a vCPU fd.
-	kvmRun           = ioNoArg(0x80)                            // KVM_RUN
-	kvmGetRegs       = ior(0x81, unsafe.Sizeof(Regs{}))         // KVM_GET_REGS
-	kvmSetRegs       = iow(0x82, unsafe.Sizeof(Regs{}))         // KVM_SET_REGS
-	kvmGetSregs      = ior(0x83, unsafe.Sizeof(Sregs{}))        // KVM_GET_SREGS
-	kvmSetSregs      = iow(0x84, unsafe.Sizeof(Sregs{}))        // KVM_SET_SREGS
-	kvmGetMSRs       = iowr(0x88, unsafe.Sizeof(msrsHeader{}))  // KVM_GET_MSRS
-	kvmSetMSRs       = iow(0x89, unsafe.Sizeof(msrsHeader{}))   // KVM_SET_MSRS
-	kvmGetFPU        = ior(0x8c, unsafe.Sizeof(FPU{}))          // KVM_GET_FPU
-	kvmSetFPU        = iow(0x8d, unsafe.Sizeof(FPU{}))          // KVM_SET_FPU
-	kvmGetLAPIC      = ior(0x8e, unsafe.Sizeof(LAPICState{}))   // KVM_GET_LAPIC
-	kvmSetLAPIC      = iow(0x8f, unsafe.Sizeof(LAPICState{}))   // KVM_SET_LAPIC
-	kvmSetCPUID2     = iow(0x90, unsafe.Sizeof(cpuid2Header{})) // KVM_SET_CPUID2
-	kvmGetMPState    = ior(0x98, unsafe.Sizeof(MPState{}))      // KVM_GET_MP_STATE
-	kvmSetMPState    = iow(0x99, unsafe.Sizeof(MPState{}))      // KVM_SET_MP_STATE
-	kvmSetGuestDebug = iow(0x9b, unsafe.Sizeof(GuestDebug{}))   // KVM_SET_GUEST_DEBUG
-	kvmGetVCPUEvents = ior(0x9f, unsafe.Sizeof(VCPUEvents{}))   // KVM_GET_VCPU_EVENTS
-	kvmSetVCPUEvents = iow(0xa0, unsafe.Sizeof(VCPUEvents{}))   // KVM_SET_VCPU_EVENTS
+	kvmRun           = ioNoArg(0x80)                             // KVM_RUN
+	kvmGetRegs       = ior(0x81, unsafe.Sizeof(Regs{}))          // KVM_GET_REGS
+	kvmSetRegs       = iow(0x82, unsafe.Sizeof(Regs{}))          // KVM_SET_REGS
+	kvmGetSregs      = ior(0x83, unsafe.Sizeof(Sregs{}))         // KVM_GET_SREGS
+	kvmSetSregs      = iow(0x84, unsafe.Sizeof(Sregs{}))         // KVM_SET_SREGS
+	kvmGetMSRs       = iowr(0x88, unsafe.Sizeof(msrsHeader{}))   // KVM_GET_MSRS
+	kvmSetMSRs       = iow(0x89, unsafe.Sizeof(msrsHeader{}))    // KVM_SET_MSRS
+	kvmGetFPU        = ior(0x8c, unsafe.Sizeof(FPU{}))           // KVM_GET_FPU
+	kvmSetFPU        = iow(0x8d, unsafe.Sizeof(FPU{}))           // KVM_SET_FPU
+	kvmGetLAPIC      = ior(0x8e, unsafe.Sizeof(LAPICState{}))    // KVM_GET_LAPIC
+	kvmSetLAPIC      = iow(0x8f, unsafe.Sizeof(LAPICState{}))    // KVM_SET_LAPIC
+	kvmSetCPUID2     = iow(0x90, unsafe.Sizeof(cpuid2Header{}))  // KVM_SET_CPUID2
+	kvmGetCPUID2     = iowr(0x91, unsafe.Sizeof(cpuid2Header{})) // KVM_GET_CPUID2
+	kvmGetMPState    = ior(0x98, unsafe.Sizeof(MPState{}))       // KVM_GET_MP_STATE
+	kvmSetMPState    = iow(0x99, unsafe.Sizeof(MPState{}))       // KVM_SET_MP_STATE
+	kvmSetGuestDebug = iow(0x9b, unsafe.Sizeof(GuestDebug{}))    // KVM_SET_GUEST_DEBUG
+	kvmGetVCPUEvents = ior(0x9f, unsafe.Sizeof(VCPUEvents{}))    // KVM_GET_VCPU_EVENTS
+	kvmSetVCPUEvents = iow(0xa0, unsafe.Sizeof(VCPUEvents{}))    // KVM_SET_VCPU_EVENTS
 )
 
 // ioctl issues a request whose argument is a plain integer (or none).

@@ -232,6 +232,7 @@ func TestIoctlNumbers(t *testing.T) {
 		{"KVM_GET_LAPIC", kvmGetLAPIC, 0x8400ae8e},
 		{"KVM_SET_LAPIC", kvmSetLAPIC, 0x4400ae8f},
 		{"KVM_SET_CPUID2", kvmSetCPUID2, 0x4008ae90},
+		{"KVM_GET_CPUID2", kvmGetCPUID2, 0xc008ae91},
 		{"KVM_GET_MP_STATE", kvmGetMPState, 0x8004ae98},
 		{"KVM_SET_MP_STATE", kvmSetMPState, 0x4004ae99},
 		{"KVM_SET_GUEST_DEBUG", kvmSetGuestDebug, 0x4048ae9b},

@@ -1,9 +1,12 @@
 package kvm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // newVCPU wraps vCPU fd f and its mapped kvm_run page.
@@ -132,4 +135,25 @@ func (v *VCPU) SetCPUID2(entries []CPUIDEntry) error {
 		return fmt.Errorf("KVM_SET_CPUID2 (%d entries) on vCPU %d: %w", len(entries), v.id, err)
 	}
 	return nil
+}
+
+// GetCPUID2 reads back the CPUID table KVM holds for the vCPU
+// (KVM_GET_CPUID2): what the guest's CPUID returns. KVM may have changed
+// entries given to SetCPUID2 (kvm_pvm does, see DESIGN.md), so a VMM that
+// hides features reads the table back to learn what the guest will see.
+// The buffer grows while KVM says E2BIG.
+func (v *VCPU) GetCPUID2() ([]CPUIDEntry, error) {
+	for n := 64; ; n *= 2 {
+		buf := newCPUID2(nil, n)
+		// Safe: buf is a live slice holding a struct kvm_cpuid2 with room
+		// for the n entries its nent says the kernel may write.
+		_, err := ioctlPtr(v.f, kvmGetCPUID2, unsafe.Pointer(&buf[0]))
+		if errors.Is(err, unix.E2BIG) && n < maxCPUIDEntries {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("KVM_GET_CPUID2 with room for %d entries on vCPU %d: %w", n, v.id, err)
+		}
+		return cpuid2Entries(buf), nil
+	}
 }
