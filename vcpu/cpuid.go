@@ -21,52 +21,61 @@ var kvmSignature = kvm.CPUIDEntry{Function: leafHypervisor, EAX: leafHypervisor 
 
 // CPUIDBit names one feature bit: a leaf (and subleaf), a register, a bit.
 type CPUIDBit struct {
+	// Name is the feature's name in Linux's /proc/cpuinfo (what its
+	// clearcpuid= parameter takes).
 	Name    string
 	Leaf    uint32
 	Subleaf uint32
 	Reg     byte // 'a', 'b', 'c' or 'd'
 	Bit     uint
+	// Needs names a feature this one depends on (Linux's
+	// arch/x86/kernel/cpu/cpuid-deps.c, or the SDM for the OS-enable bits):
+	// where that one is off, a guest does not use this one either.
+	Needs string
 }
 
 // PVMHidden are the features whose instructions KVM's emulator fails on
 // (measured on PVM hosts, see DESIGN.md) or that depend on one that is
 // hidden. A guest that sees them clear does not use them, and on PVM its
-// ring-0 code is emulated, so hiding them keeps the guest alive.
+// ring-0 code is emulated, so hiding them keeps the guest alive. On PVM
+// hosts KVM does not keep all of these hidden (see StillVisible), so the
+// machine package also turns them off on a Linux guest's command line.
 var PVMHidden = []CPUIDBit{
-	{"cx16 (cmpxchg16b)", leafFeatures, 0, 'c', 13},
-	{"movbe", leafFeatures, 0, 'c', 22},
-	{"popcnt", leafFeatures, 0, 'c', 23},
-	{"aes", leafFeatures, 0, 'c', 25},
-	{"xsave", leafFeatures, 0, 'c', 26},
-	{"osxsave", leafFeatures, 0, 'c', 27},
-	{"avx (needs xsave)", leafFeatures, 0, 'c', 28},
-	{"f16c (needs avx)", leafFeatures, 0, 'c', 29},
-	{"rdrand", leafFeatures, 0, 'c', 30},
-	{"fma (needs avx)", leafFeatures, 0, 'c', 12},
-	{"pcid", leafFeatures, 0, 'c', 17},
-	{"fsgsbase", leafExtFeatures, 0, 'b', 0},
-	{"avx2 (needs avx)", leafExtFeatures, 0, 'b', 5},
-	{"bmi1", leafExtFeatures, 0, 'b', 3},
-	{"bmi2", leafExtFeatures, 0, 'b', 8},
-	{"invpcid", leafExtFeatures, 0, 'b', 10},
-	{"rtm", leafExtFeatures, 0, 'b', 11},
-	{"avx512f (needs xsave)", leafExtFeatures, 0, 'b', 16},
-	{"rdseed", leafExtFeatures, 0, 'b', 18},
-	{"adx", leafExtFeatures, 0, 'b', 19},
-	{"smap", leafExtFeatures, 0, 'b', 20},
-	{"clflushopt", leafExtFeatures, 0, 'b', 23},
-	{"clwb", leafExtFeatures, 0, 'b', 24},
-	{"sha", leafExtFeatures, 0, 'b', 29},
-	{"umip", leafExtFeatures, 0, 'c', 2},
-	{"pku", leafExtFeatures, 0, 'c', 3},
-	{"ospke", leafExtFeatures, 0, 'c', 4},
-	{"waitpkg", leafExtFeatures, 0, 'c', 5},
-	{"la57", leafExtFeatures, 0, 'c', 16},
-	{"rdpid", leafExtFeatures, 0, 'c', 22},
-	{"movdiri", leafExtFeatures, 0, 'c', 27},
-	{"movdir64b", leafExtFeatures, 0, 'c', 28},
-	{"lzcnt (abm)", leafExtFeatures1, 0, 'c', 5},
-	{"rdtscp", leafExtFeatures1, 0, 'd', 27},
+	{"cx16", leafFeatures, 0, 'c', 13, ""}, // cmpxchg16b
+	{"movbe", leafFeatures, 0, 'c', 22, ""},
+	{"popcnt", leafFeatures, 0, 'c', 23, ""},
+	{"aes", leafFeatures, 0, 'c', 25, ""},
+	{"xsave", leafFeatures, 0, 'c', 26, ""},
+	{"osxsave", leafFeatures, 0, 'c', 27, "xsave"},
+	{"avx", leafFeatures, 0, 'c', 28, "xsave"},
+	{"f16c", leafFeatures, 0, 'c', 29, "xsave"},
+	{"rdrand", leafFeatures, 0, 'c', 30, ""},
+	{"fma", leafFeatures, 0, 'c', 12, "xsave"},
+	{"pcid", leafFeatures, 0, 'c', 17, ""},
+	{"fsgsbase", leafExtFeatures, 0, 'b', 0, ""},
+	{"avx2", leafExtFeatures, 0, 'b', 5, "xsave"},
+	{"bmi1", leafExtFeatures, 0, 'b', 3, ""},
+	{"smep", leafExtFeatures, 0, 'b', 7, ""},
+	{"bmi2", leafExtFeatures, 0, 'b', 8, ""},
+	{"invpcid", leafExtFeatures, 0, 'b', 10, ""},
+	{"rtm", leafExtFeatures, 0, 'b', 11, ""},
+	{"avx512f", leafExtFeatures, 0, 'b', 16, "xsave"},
+	{"rdseed", leafExtFeatures, 0, 'b', 18, ""},
+	{"adx", leafExtFeatures, 0, 'b', 19, ""},
+	{"smap", leafExtFeatures, 0, 'b', 20, ""},
+	{"clflushopt", leafExtFeatures, 0, 'b', 23, ""},
+	{"clwb", leafExtFeatures, 0, 'b', 24, ""},
+	{"sha_ni", leafExtFeatures, 0, 'b', 29, ""},
+	{"umip", leafExtFeatures, 0, 'c', 2, ""},
+	{"pku", leafExtFeatures, 0, 'c', 3, ""},
+	{"ospke", leafExtFeatures, 0, 'c', 4, "pku"},
+	{"waitpkg", leafExtFeatures, 0, 'c', 5, ""},
+	{"la57", leafExtFeatures, 0, 'c', 16, ""},
+	{"rdpid", leafExtFeatures, 0, 'c', 22, ""},
+	{"movdiri", leafExtFeatures, 0, 'c', 27, ""},
+	{"movdir64b", leafExtFeatures, 0, 'c', 28, ""},
+	{"abm", leafExtFeatures1, 0, 'c', 5, ""}, // lzcnt
+	{"rdtscp", leafExtFeatures1, 0, 'd', 27, ""},
 }
 
 // Topology of the guest: one socket, one thread per core, Cores cores.
@@ -132,21 +141,54 @@ func BuildCPUID(supported []kvm.CPUIDEntry, opts CPUIDOptions) []kvm.CPUIDEntry 
 	}
 	for _, h := range opts.Hide {
 		for i := range out {
-			e := &out[i]
-			if e.Function != h.Leaf || (e.Index != h.Subleaf && e.Flags&kvm.CPUIDFlagSignificantIndex != 0) {
-				continue
+			if r := h.reg(&out[i]); r != nil {
+				*r &^= 1 << h.Bit
 			}
-			mask := ^(uint32(1) << h.Bit)
-			switch h.Reg {
-			case 'a':
-				e.EAX &= mask
-			case 'b':
-				e.EBX &= mask
-			case 'c':
-				e.ECX &= mask
-			case 'd':
-				e.EDX &= mask
-			}
+		}
+	}
+	return out
+}
+
+// reg returns the register of e that holds the bit, or nil when e is
+// another leaf or subleaf. An entry without CPUIDFlagSignificantIndex
+// answers every subleaf.
+func (b CPUIDBit) reg(e *kvm.CPUIDEntry) *uint32 {
+	if e.Function != b.Leaf || (e.Index != b.Subleaf && e.Flags&kvm.CPUIDFlagSignificantIndex != 0) {
+		return nil
+	}
+	switch b.Reg {
+	case 'a':
+		return &e.EAX
+	case 'b':
+		return &e.EBX
+	case 'c':
+		return &e.ECX
+	case 'd':
+		return &e.EDX
+	}
+	return nil
+}
+
+// SetIn reports whether the bit is set in a CPUID table. A leaf the table
+// lacks reads as zeros.
+func (b CPUIDBit) SetIn(table []kvm.CPUIDEntry) bool {
+	for i := range table {
+		if r := b.reg(&table[i]); r != nil {
+			return *r&(1<<b.Bit) != 0
+		}
+	}
+	return false
+}
+
+// StillVisible returns the bits of hidden that are set in table, the
+// CPUID table KVM reports back (KVM_GET_CPUID2) after BuildCPUID's table
+// was set: features the VMM hid that the guest will see anyway. On PVM
+// hosts kvm_pvm rewrites leaves 1, 7 and 0xD with host bits (DESIGN.md).
+func StillVisible(table []kvm.CPUIDEntry, hidden []CPUIDBit) []CPUIDBit {
+	var out []CPUIDBit
+	for _, h := range hidden {
+		if h.SetIn(table) {
+			out = append(out, h)
 		}
 	}
 	return out

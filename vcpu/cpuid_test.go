@@ -1,6 +1,7 @@
 package vcpu
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/govmm/govmm/kvm"
@@ -59,5 +60,59 @@ func TestBuildCPUID(t *testing.T) {
 	plain := BuildCPUID(supported, CPUIDOptions{Topology: Topology{Cores: 1}})
 	if plain[0].ECX&(1<<23) == 0 || len(plain) != len(supported)+1 {
 		t.Errorf("BuildCPUID without Hide cleared popcnt or dropped leaves")
+	}
+}
+
+func TestStillVisible(t *testing.T) {
+	// Leaves 1, 7 and 0x80000001 as KVM_GET_CPUID2 gave them back on a PVM
+	// host after a table was set: leaves 1 and 7 carry host bits again
+	// (OSXSAVE follows CR4, clear at reset), 0x80000001 kept its hiding.
+	pvm := []kvm.CPUIDEntry{
+		{Function: 0x1, EAX: 0xa0671, EBX: 0x20800, ECX: 0xf7f83203, EDX: 0x1f8bfbff},
+		{Function: 0x7, Flags: kvm.CPUIDFlagSignificantIndex, EAX: 0x2, EBX: 0xf1bf2bfb, ECX: 0x1a005f46, EDX: 0x20814010},
+		{Function: 0x7, Flags: kvm.CPUIDFlagSignificantIndex, Index: 1, EAX: 0x1c30, EDX: 0x4000},
+		{Function: 0x8000_0001, ECX: 0x101, EDX: 0x20100800},
+	}
+	names := func(bits []CPUIDBit) string {
+		var s []string
+		for _, b := range bits {
+			s = append(s, b.Name)
+		}
+		return strings.Join(s, ",")
+	}
+	tests := []struct {
+		name   string
+		table  []kvm.CPUIDEntry
+		hidden []CPUIDBit
+		want   string
+	}{
+		{"PVM host", pvm, PVMHidden, "cx16,movbe,popcnt,aes,xsave,avx,f16c,rdrand,fma,fsgsbase,avx2,bmi1,smep,bmi2,rtm,avx512f,rdseed,adx,smap,clflushopt,clwb,sha_ni,umip,movdiri,movdir64b"},
+		{"hiding kept", BuildCPUID(pvm, CPUIDOptions{Hide: PVMHidden}), PVMHidden, ""},
+		{"nothing hidden", pvm, nil, ""},
+		{"leaf missing reads as zero", pvm, []CPUIDBit{{"x", 0xD, 1, 'a', 0, ""}}, ""},
+		{"subleaf 1 is not subleaf 0", pvm, []CPUIDBit{{"x", 7, 1, 'a', 3, ""}, {"y", 7, 1, 'a', 5, ""}}, "y"},
+		{"leaf without a significant index answers every subleaf", []kvm.CPUIDEntry{{Function: 0xD, EAX: 1}}, []CPUIDBit{{"x", 0xD, 3, 'a', 0, ""}}, "x"},
+	}
+	for _, tt := range tests {
+		if got := names(StillVisible(tt.table, tt.hidden)); got != tt.want {
+			t.Errorf("StillVisible(%s) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestPVMHiddenNeeds checks that every feature a hidden one depends on is
+// hidden too, so the dependency is a fact of the list, not a hope.
+func TestPVMHiddenNeeds(t *testing.T) {
+	byName := map[string]bool{}
+	for _, b := range PVMHidden {
+		if byName[b.Name] {
+			t.Errorf("PVMHidden lists %q twice", b.Name)
+		}
+		byName[b.Name] = true
+	}
+	for _, b := range PVMHidden {
+		if b.Needs != "" && !byName[b.Needs] {
+			t.Errorf("PVMHidden: %q needs %q, which is not hidden", b.Name, b.Needs)
+		}
 	}
 }
