@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -24,6 +25,7 @@ const (
 	offHeapEndPtr      = 0x224 // u16
 	offCmdLinePtr      = 0x228 // u32
 	offInitrdAddrMax   = 0x22C // u32
+	offKernelVersion   = 0x20E // u16, kernel_version: the string's offset minus 0x200
 	offKernelAlignment = 0x230 // u32
 	offRelocatable     = 0x234 // u8
 	offMinAlignment    = 0x235 // u8
@@ -84,8 +86,17 @@ type SetupHeader struct {
 	InitSize         uint32 // bytes from the runtime start the kernel needs
 	HandoverOffset   uint32
 	KernelInfoOffset uint32
-	Raw              []byte // header bytes from offset 0x1F1, as in the image
+	// KernelVersion is the NUL-terminated string kernel_version points to
+	// in the setup code, "" when it points nowhere in it. Linux writes
+	// "<release> (<user>@<host>) #<build> ..." there
+	// (arch/x86/boot/version.c).
+	KernelVersion string
+	Raw           []byte // header bytes from offset 0x1F1, as in the image
 }
+
+// maxKernelVersion bounds the kernel_version string kept; Linux's is
+// about 100 bytes.
+const maxKernelVersion = 256
 
 // BzImage is a parsed bzImage: its header and the protected-mode code.
 type BzImage struct {
@@ -164,6 +175,7 @@ func ParseBzImage(image []byte) (*BzImage, error) {
 	if setupSize > size {
 		return nil, fmt.Errorf("bzImage: setup_sects %d puts the protected-mode code at %#x, past the end of the %d-byte file: the image is truncated", sects, setupSize, size)
 	}
+	h.KernelVersion = kernelVersion(image[:setupSize], le.Uint16(image[offKernelVersion:]))
 	pmSize := size - setupSize
 	// payload_offset and payload_length are 32-bit: their sum fits in 64 bits.
 	if end := uint64(h.PayloadOffset) + uint64(h.PayloadLength); end > pmSize {
@@ -211,4 +223,21 @@ func DefaultSetupHeader() SetupHeader {
 		XLoadFlags:      XLFKernel64 | XLFCanBeLoadedAbove4G,
 		CmdlineSize:     CmdlineMax - 1,
 	}
+}
+
+// kernelVersion reads the kernel_version string: "If set to a nonzero
+// value, contains a pointer to a NUL-terminated human-readable kernel
+// version number string, less 0x200" (boot.rst, field "kernel_version"),
+// which lies in the setup code. It stops at the first NUL, the end of the
+// setup code or maxKernelVersion bytes.
+func kernelVersion(setup []byte, ptr uint16) string {
+	start := uint64(ptr) + 0x200
+	if ptr == 0 || start >= uint64(len(setup)) {
+		return ""
+	}
+	s := setup[start:min(uint64(len(setup)), start+maxKernelVersion)]
+	if i := bytes.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	return string(s)
 }

@@ -170,6 +170,9 @@ func FuzzParseBzImage(f *testing.F) {
 		if p, err := bz.Payload(); err == nil && uint64(len(p)) != uint64(bz.Header.PayloadLength) {
 			t.Errorf("len(Payload()) = %d, want %d", len(p), bz.Header.PayloadLength)
 		}
+		if n := len(bz.Header.KernelVersion); n > maxKernelVersion || strings.IndexByte(bz.Header.KernelVersion, 0) >= 0 {
+			t.Errorf("KernelVersion is %d bytes with a NUL at %d, want at most %d and none", n, strings.IndexByte(bz.Header.KernelVersion, 0), maxKernelVersion)
+		}
 		if _, err := (&BootParams{Header: bz.Header}).Marshal(); err != nil {
 			t.Errorf("Marshal(parsed header) = %v", err)
 		}
@@ -202,6 +205,39 @@ func TestFuzzSeeds(t *testing.T) {
 			if string(got) != want {
 				t.Errorf("seed %s is stale (run go test ./boot -run TestFuzzSeeds -update)", path)
 			}
+		}
+	}
+}
+
+func TestParseBzImageKernelVersion(t *testing.T) {
+	const debian = "6.1.0-57-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3"
+	le := binary.LittleEndian
+	tests := []struct {
+		name string
+		edit func(b []byte)
+		want string
+	}{
+		{"Linux's string", func(b []byte) {}, debian},
+		{"no pointer", func(b []byte) { le.PutUint16(b[offKernelVersion:], 0) }, ""},
+		{"pointer past the setup code", func(b []byte) { le.PutUint16(b[offKernelVersion:], 28*512-0x200) }, ""},
+		{"no NUL before the setup code ends", func(b []byte) { le.PutUint16(b[offKernelVersion:], 28*512-0x200-3); copy(b[28*512-3:], "abc") }, "abc"},
+		{"capped", func(b []byte) {
+			for i := 0x400; i < 0x400+1000; i++ {
+				b[i] = 'x'
+			}
+		}, strings.Repeat("x", maxKernelVersion)},
+	}
+	for _, tt := range tests {
+		f := validBz()
+		f.kernelVersion = debian
+		b := f.build()
+		tt.edit(b)
+		bz, err := ParseBzImage(b)
+		if err != nil {
+			t.Fatalf("ParseBzImage(%s) = %v", tt.name, err)
+		}
+		if bz.Header.KernelVersion != tt.want {
+			t.Errorf("ParseBzImage(%s).Header.KernelVersion = %q, want %q", tt.name, bz.Header.KernelVersion, tt.want)
 		}
 	}
 }

@@ -10,19 +10,20 @@ import (
 // fakeBz describes a synthetic bzImage for tests: a real header, a payload
 // at payloadOff in the protected-mode code, and filler up to pmSize.
 type fakeBz struct {
-	setupSects  uint8
-	version     uint16
-	loadFlags   uint8
-	xloadFlags  uint16
-	align       uint32
-	relocatable bool
-	pref        uint64
-	initSize    uint32
-	cmdlineSize uint32
-	initrdMax   uint32
-	payloadOff  uint32
-	payload     []byte
-	pmSize      int // protected-mode bytes; at least payloadOff+len(payload)
+	setupSects    uint8
+	version       uint16
+	loadFlags     uint8
+	xloadFlags    uint16
+	align         uint32
+	relocatable   bool
+	pref          uint64
+	initSize      uint32
+	cmdlineSize   uint32
+	initrdMax     uint32
+	payloadOff    uint32
+	payload       []byte
+	pmSize        int    // protected-mode bytes; at least payloadOff+len(payload)
+	kernelVersion string // the kernel_version string, at 0x400 in the setup code; "" for none
 }
 
 // validBz is a header like a modern x86-64 kernel's.
@@ -72,6 +73,10 @@ func (f fakeBz) build() []byte {
 	le.PutUint32(b[offPayloadLength:], uint32(len(f.payload)))
 	le.PutUint64(b[offPrefAddress:], f.pref)
 	le.PutUint32(b[offInitSize:], f.initSize)
+	if f.kernelVersion != "" {
+		le.PutUint16(b[offKernelVersion:], 0x400-0x200)
+		copy(b[0x400:], f.kernelVersion+"\x00")
+	}
 	copy(b[setup+int(f.payloadOff):], f.payload)
 	// Mark the protected-mode code so tests can find where it was loaded.
 	copy(b[setup:], "PMCODE")
