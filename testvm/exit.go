@@ -3,6 +3,7 @@ package testvm
 import (
 	"bytes"
 	"io"
+	"regexp"
 	"strings"
 )
 
@@ -133,7 +134,7 @@ func (t *tailLines) add(p []byte) {
 			}
 			return
 		}
-		t.lines = append(t.lines, strings.TrimRight(string(t.part)+string(line), "\r"))
+		t.lines = append(t.lines, printable(string(t.part)+string(line)))
 		t.part = t.part[:0]
 		if len(t.lines) > t.max {
 			t.lines = t.lines[1:]
@@ -145,7 +146,25 @@ func (t *tailLines) add(p []byte) {
 func (t *tailLines) String() string {
 	all := t.lines
 	if len(t.part) > 0 {
-		all = append(append([]string{}, all...), string(t.part))
+		all = append(append([]string{}, all...), printable(string(t.part)))
 	}
 	return strings.Join(all, "\n")
+}
+
+// terminalEscape matches an ANSI escape sequence: a control sequence
+// (ESC [ ... final byte) or ESC and one more byte. The firmware clears the
+// screen with some ("ESC c" resets a terminal), and an error message that
+// quotes the guest's lines must not.
+var terminalEscape = regexp.MustCompile(`\x1b(\[[0-?]*[ -/]*[@-~]|.?)`)
+
+// printable returns line without terminal escapes and control characters
+// other than tabs.
+func printable(line string) string {
+	line = terminalEscape.ReplaceAllString(line, "")
+	return strings.Map(func(r rune) rune {
+		if r < ' ' && r != '\t' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, line)
 }

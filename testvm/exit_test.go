@@ -55,3 +55,19 @@ func TestTailLines(t *testing.T) {
 		t.Errorf("tail = %q, want %q", got, want)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (version 1.16.2)", "SeaBIOS (version 1.16.2)"},
+		{"ok\tcolumns\r", "ok\tcolumns"},
+		{"\x1b[1;31mred\x1b[0m and \x07bell", "red and bell"},
+		{"\x1eGOVMM-TESTVM-x", "GOVMM-TESTVM-x"},
+		{"ends in ESC\x1b", "ends in ESC"},
+		{"ünïcode stays", "ünïcode stays"},
+	}
+	for _, tt := range tests {
+		if got := printable(tt.in); got != tt.want {
+			t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
