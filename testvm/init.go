@@ -33,7 +33,7 @@ func guestModulePath(i int, hostPath string) string {
 }
 
 // initScript returns the VM's /init: a busybox shell script that sets up the
-// machine, loads the KVM modules, checks /dev/kvm, runs the program, prints
+// machine, starts the heartbeat, loads the KVM modules, checks /dev/kvm, runs the program, prints
 // marker followed by its exit status (or a statusXXX word) on a line of its
 // own, and powers off. It prints start on a line of its own when the
 // program's output begins.
@@ -59,6 +59,14 @@ func initScript(c Config, start, marker string) (string, error) {
 	p("mount -t proc proc /proc")
 	p("mount -t sysfs sys /sys")
 	p("mount -t devtmpfs dev /dev")
+	p("# The heartbeat for Run's watchdog (heartbeat.go): a line on COM2 every %d s.", beatSeconds)
+	p("# The first beat is the test: a serial port with no UART behind it opens but fails writes.")
+	p("beat() { read -r up idle </proc/uptime; echo \"%s$up\"; }", beatPrefix)
+	p("if beat >%s 2>/dev/null; then", beatDevice)
+	p("  (while sleep %d; do beat; done) </dev/null >%s 2>&1 &", beatSeconds, beatDevice)
+	p("else")
+	p("  echo %s", shellQuote("testvm: no "+beatDevice+" for the heartbeat; the watchdog sees only console output"))
+	p("fi")
 	p("# /tmp stays on the initramfs: a tmpfs there would hide Files under /tmp.")
 	p("# The program's output must reach the host with plain \\n line ends.")
 	p("stty -F /dev/console -onlcr")

@@ -15,10 +15,24 @@
 // says (Find asks QEMU; an unknown version counts as old), the machine's
 // kernel runs with a periodic tick (nohz=off highres=off), under which a
 // lost wakeup is repeated on the next tick.
+//
+// A watchdog is the second guard: a frozen or silent machine fails the run
+// within a minute instead of hanging it. From early in /init a background
+// loop writes a heartbeat line to COM2 (/dev/ttyS1) every 2 s, which QEMU
+// passes to Run through a pipe, apart from the console; the heartbeats and
+// any console output are the machine's signs of life, so a program (or an
+// interactive user's idle shell) may print nothing for as long as it
+// likes. When no sign of life comes for half of Config.Watchdog (default
+// 40 s), Run presses a key through QEMU's QMP monitor, a unix socket in its
+// temporary folder, which can wake a machine frozen by QEMU's race, and
+// notes the poke on Config.Log (default standard error), and that the
+// machine woke if it did. When none comes for the whole of it, Run reads
+// the emulated CPUs' registers and local APIC through the monitor, kills
+// QEMU and returns a *StallError (errors.Is(err, ErrStalled)) with them
+// and the guest's last lines.
 package testvm
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,11 +40,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -58,6 +70,19 @@ type Config struct {
 	CPUs    int           // default 1
 	Timeout time.Duration // for the whole run; 0: only ctx limits it
 
+	// Watchdog is how long the machine may show no sign of life (no
+	// heartbeat, no console output) before Run gives up on it: halfway
+	// through it presses a key through QEMU's monitor, which can wake a
+	// machine frozen by QEMU's race; at the end it reads QEMU's registers,
+	// kills QEMU and returns a *StallError (errors.Is ErrStalled). 0 means
+	// DefaultWatchdog; negative turns the watchdog off.
+	Watchdog time.Duration
+
+	// Log gets the watchdog's notes, a line each: a poke, and the machine
+	// waking after one (which means QEMU's race froze it). nil means
+	// os.Stderr.
+	Log io.Writer
+
 	// SingleThreadTCG runs all vCPUs on one host thread
 	// (-accel tcg,thread=single): slower, but it avoids the stalls seen with
 	// multi-threaded TCG and nested KVM at -smp 2 (a soft lockup in
@@ -73,6 +98,8 @@ type Config struct {
 	// terminal, as its standard input, output and error. The terminal is
 	// put back however QEMU ends.
 	Interactive bool
+
+	qmpSocket string // where QEMU's monitor listens; default qmp.sock in Run's temporary folder
 }
 
 // Defaults for Config.
@@ -94,8 +121,8 @@ const markerPrefix = "\x1eGOVMM-TESTVM-"
 // Run boots the VM that c describes, runs c.Argv in it, and returns the
 // program's exit status. The guest's serial output streams to c.Stdout as
 // it comes. An error means the program's status is unknown (the VM did not
-// boot, crashed, or timed out; QEMU is killed then) or the VM had no
-// /dev/kvm (the status is then ExitNoKVM).
+// boot, crashed, timed out, or stalled, which gives a *StallError; QEMU is
+// killed then) or the VM had no /dev/kvm (the status is then ExitNoKVM).
 func Run(ctx context.Context, c Config) (int, error) {
 	c, err := c.withDefaults()
 	if err != nil {
@@ -128,26 +155,18 @@ func Run(ctx context.Context, c Config) (int, error) {
 		return -1, fmt.Errorf("testvm: the files for the VM take %d MiB, more than half its %d MiB of RAM: copy fewer files or raise Config.Mem", size>>20, c.Mem>>20)
 	}
 
-	cmd := exec.CommandContext(ctx, c.QEMU, qemuArgs(c, initrd)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphaned QEMU if we are killed
-	cmd.WaitDelay = 5 * time.Second
-	scan := newExitScanner(c.Stdout, start, marker)
-	cmd.Stdout = scan
-	if c.Interactive {
-		cmd.Stdin = os.Stdin
-		restore := saveTerminal(os.Stdin)
-		defer restore()
+	qmp := c.qmpSocket
+	if qmp == "" {
+		qmp = filepath.Join(tmp, "qmp.sock")
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	began := time.Now()
-	runErr := cmd.Run()
+	scan := newExitScanner(c.Stdout, start, marker)
+	q := c.runQEMU(ctx, qemuArgs(c, initrd, qmp), scan, machineMonitor{path: qmp, timeout: qmpTimeout})
 	scan.flush()
-	return c.result(ctx, scan, runErr, stderr.String(), time.Since(began))
+	return c.result(ctx, scan, q)
 }
 
 // result turns what the VM printed and how QEMU ended into Run's answer.
-func (c Config) result(ctx context.Context, scan *exitScanner, runErr error, stderr string, took time.Duration) (int, error) {
+func (c Config) result(ctx context.Context, scan *exitScanner, q qemuRun) (int, error) {
 	word, found := scan.result()
 	var outErr error
 	if scan.err != nil {
@@ -165,17 +184,21 @@ func (c Config) result(ctx context.Context, scan *exitScanner, runErr error, std
 		}
 		return rc, outErr
 	}
+	if q.stall != nil {
+		q.stall.Output = scan.tail.String()
+		return -1, errors.Join(q.stall, outErr)
+	}
 	why := "the VM stopped before the program finished (kernel panic, or /init failed)"
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		why = fmt.Sprintf("the VM did not finish within %v and was killed", took.Round(time.Second))
+		why = fmt.Sprintf("the VM did not finish within %v and was killed", q.took.Round(time.Second))
 	case ctx.Err() != nil:
-		why = fmt.Sprintf("the run was cancelled after %v and the VM was killed", took.Round(time.Second))
-	case runErr != nil:
-		why = fmt.Sprintf("QEMU failed (%v)", runErr)
+		why = fmt.Sprintf("the run was cancelled after %v and the VM was killed", q.took.Round(time.Second))
+	case q.err != nil:
+		why = fmt.Sprintf("QEMU failed (%v)", q.err)
 	}
-	msg := fmt.Sprintf("testvm: %s; no exit status came back.\nlast guest output:\n%s", why, indent(scan.tail.String()))
-	if s := strings.TrimSpace(stderr); s != "" {
+	msg := fmt.Sprintf("testvm: %s; no exit status came back (heartbeats from the machine: %d).\nlast guest output:\n%s", why, q.beats, indent(scan.tail.String()))
+	if s := strings.TrimSpace(q.stderr); s != "" {
 		msg += "\nQEMU said:\n" + indent(lastBytes(s, 2000))
 	}
 	return -1, errors.Join(errors.New(msg), outErr)
@@ -209,17 +232,24 @@ func (c Config) withDefaults() (Config, error) {
 			c.Stdout = os.Stdout
 		}
 	}
+	if c.Watchdog == 0 {
+		c.Watchdog = DefaultWatchdog
+	}
+	if c.Log == nil {
+		c.Log = os.Stderr
+	}
 	return c, nil
 }
 
 // qemuArgs is QEMU's command line: a q35 machine with the "max" CPU, which
-// under TCG offers SVM, only a serial port on standard output, and no
-// reboot, so that poweroff or a kernel panic (panic=-1) ends QEMU. The
-// kernel command line is kernelCmdline's.
-// Interactive runs give the serial port standard input too, through a
-// stdio character device without QEMU's monitor, its Ctrl-A escapes and
-// its signal keys.
-func qemuArgs(c Config, initrd string) []string {
+// under TCG offers SVM, COM1 on standard output, and no reboot, so that
+// poweroff or a kernel panic (panic=-1) ends QEMU. The kernel command line
+// is kernelCmdline's. Interactive runs give COM1 standard input too,
+// through a stdio character device without QEMU's human monitor, its
+// Ctrl-A escapes and its signal keys. COM2 carries the heartbeat to
+// /dev/fd/3, the pipe runQEMU passes; QEMU's QMP monitor listens on the
+// unix socket qmp for the watchdog.
+func qemuArgs(c Config, initrd, qmp string) []string {
 	accel := "tcg"
 	if c.SingleThreadTCG {
 		accel = "tcg,thread=single"
@@ -234,6 +264,8 @@ func qemuArgs(c Config, initrd string) []string {
 		"-nodefaults",
 	}
 	args = append(args, serial...)
+	args = append(args, "-chardev", "file,id=beat,path=/dev/fd/3", "-serial", "chardev:beat",
+		"-qmp", "unix:"+qemuOptionValue(qmp)+",server=on,wait=off")
 	return append(args, "-no-reboot",
 		"-kernel", c.Kernel, "-initrd", initrd,
 		"-append", kernelCmdline(c))
@@ -248,6 +280,12 @@ func kernelCmdline(c Config) string {
 		s += " " + periodicTickArgs
 	}
 	return s
+}
+
+// qemuOptionValue escapes s for a QEMU option list, where a comma is
+// written twice.
+func qemuOptionValue(s string) string {
+	return strings.ReplaceAll(s, ",", ",,")
 }
 
 // writeInitramfs writes the initramfs to path and returns its data size.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -115,19 +116,21 @@ func TestRunConfigErrors(t *testing.T) {
 
 func TestQEMUArgs(t *testing.T) {
 	base := Config{QEMU: "q", Kernel: "/k", Busybox: "/b", Argv: []string{"/p"}}
-	common := []string{"-cpu max", fmt.Sprintf("-m %dM ", DefaultMem>>20), fmt.Sprintf("-smp %d ", DefaultCPUs), "-nodefaults", "-no-reboot", "-kernel /k", "-initrd /i", "console=ttyS0", "panic=-1"}
+	common := []string{"-cpu max", fmt.Sprintf("-m %dM ", DefaultMem>>20), fmt.Sprintf("-smp %d ", DefaultCPUs), "-nodefaults", "-no-reboot", "-kernel /k", "-initrd /i", "console=ttyS0", "panic=-1",
+		// COM2, after COM1, is the heartbeat's pipe; QMP is the watchdog's.
+		"-chardev file,id=beat,path=/dev/fd/3 -serial chardev:beat ", "-qmp unix:/t/qmp.sock,server=on,wait=off "}
 	tests := []struct {
 		name   string
 		edit   func(*Config)
 		want   []string // in the command line, besides common
 		absent []string
 	}{
-		{"batch", func(*Config) {}, []string{"-accel tcg ", "-nographic", "-serial stdio"}, []string{"-chardev", "signal=off"}},
+		{"batch", func(*Config) {}, []string{"-accel tcg ", "-nographic", "-serial stdio -chardev file,id=beat"}, []string{"-chardev stdio", "signal=off"}},
 		{"single thread", func(c *Config) { c.SingleThreadTCG = true }, []string{"-accel tcg,thread=single"}, nil},
 		{"interactive", func(c *Config) { c.Interactive = true },
 			// The serial port alone on stdio: no monitor mux, so no Ctrl-A
 			// escapes, and signal=off, so Ctrl-C goes to the guest.
-			[]string{"-chardev stdio,id=con,signal=off", "-serial chardev:con", "-display none", "-monitor none"},
+			[]string{"-chardev stdio,id=con,signal=off", "-serial chardev:con -display none -monitor none -chardev file,id=beat"},
 			[]string{"-nographic", "-serial stdio", "mux=on", "mon:"}},
 	}
 	for _, tt := range tests {
@@ -138,7 +141,7 @@ func TestQEMUArgs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := strings.Join(qemuArgs(c, "/i"), " ") + " "
+			got := strings.Join(qemuArgs(c, "/i", "/t/qmp.sock"), " ") + " "
 			for _, want := range append(common, tt.want...) {
 				if !strings.Contains(got, want) {
 					t.Errorf("qemuArgs() = %s, want %q in it", got, want)
@@ -157,5 +160,82 @@ func TestInteractiveDefaults(t *testing.T) {
 	c, err := Config{QEMU: "q", Kernel: "/k", Busybox: "/b", Argv: []string{"/p"}, Interactive: true}.withDefaults()
 	if err != nil || c.Stdout != os.Stdout {
 		t.Errorf("withDefaults(Interactive) Stdout = %v, %v, want os.Stdout", c.Stdout, err)
+	}
+}
+
+func TestQEMUOptionValue(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/tmp/testvm-1/qmp.sock", "/tmp/testvm-1/qmp.sock"},
+		{"/tmp/a,b/qmp.sock", "/tmp/a,,b/qmp.sock"},
+	}
+	for _, tt := range tests {
+		if got := qemuOptionValue(tt.in); got != tt.want {
+			t.Errorf("qemuOptionValue(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that the watchdog's goroutine may write to
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunWatchdogFakeQEMU runs the watchdog against fake QEMUs: one that
+// falls silent (and has no monitor to poke), one whose only sign of life
+// is the heartbeat on fd 3, and a silent one with the watchdog off.
+func TestRunWatchdogFakeQEMU(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		watchdog time.Duration
+		timeout  time.Duration
+		wantRC   int
+		wantErr  string // "" for none
+		wantLog  string // "" for no log at all
+		stalled  bool
+	}{
+		{"silent", `printf '%s\nstuck\n' "$S"; exec sleep 60`, time.Second, 0, -1, "stuck", "poking it failed", true},
+		{"heartbeat only", `printf '%s\n' "$S"; i=0; while [ $i -lt 40 ]; do echo "testvm-beat $i.5" >&3; sleep 0.1; i=$((i+1)); done; printf 'done\n%s0\n' "$E"`,
+			2 * time.Second, 0, 0, "", "", false},
+		{"watchdog off", `printf '%s\n' "$S"; exec sleep 60`, -1, 3 * time.Second, -1, "did not finish within", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fakeQEMU(t, tt.body)
+			var log syncBuffer
+			c.Log, c.Watchdog, c.Timeout = &log, tt.watchdog, tt.timeout
+			start := time.Now()
+			rc, err := Run(context.Background(), c)
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("Run took %v, want the watchdog or the timeout to end it", took)
+			}
+			if rc != tt.wantRC || (err == nil) != (tt.wantErr == "") || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Run() = %d, %v, want %d and an error with %q", rc, err, tt.wantRC, tt.wantErr)
+			}
+			if errors.Is(err, ErrStalled) != tt.stalled {
+				t.Errorf("errors.Is(Run() error, ErrStalled) = %v, want %v", !tt.stalled, tt.stalled)
+			}
+			var s *StallError
+			if tt.stalled && errors.As(err, &s) && (!strings.Contains(s.State, "could not be read") || s.LastBeat != "") {
+				t.Errorf("StallError State %q, LastBeat %q, want no state (no monitor) and no heartbeat", s.State, s.LastBeat)
+			}
+			if got := log.String(); (got == "") != (tt.wantLog == "") || !strings.Contains(got, tt.wantLog) {
+				t.Errorf("Config.Log got %q, want %q", got, tt.wantLog)
+			}
+		})
 	}
 }

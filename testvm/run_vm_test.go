@@ -3,10 +3,12 @@ package testvm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,5 +121,162 @@ func TestRunKVMProbe(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "\r") || strings.Contains(out.String(), markerPrefix) {
 		t.Errorf("Run(probe) output = %q, want no \\r and no exit marker", out.String())
+	}
+}
+
+// watchedBuffer is a buffer that a test can wait on for some text while
+// another goroutine writes to it.
+type watchedBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced on each write
+}
+
+func newWatchedBuffer() *watchedBuffer {
+	return &watchedBuffer{changed: make(chan struct{})}
+}
+
+func (w *watchedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.changed)
+	w.changed = make(chan struct{})
+	return w.b.Write(p)
+}
+
+func (w *watchedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// waitFor waits until the buffer holds text or ended is closed, at most
+// for timeout, and says whether the text came.
+func (w *watchedBuffer) waitFor(text string, ended <-chan struct{}, timeout time.Duration) bool {
+	deadline := time.After(timeout)
+	for {
+		w.mu.Lock()
+		found, changed := strings.Contains(w.b.String(), text), w.changed
+		w.mu.Unlock()
+		if found {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ended:
+			return strings.Contains(w.String(), text)
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+// qmpCommand runs one QMP command on the monitor at path.
+func qmpCommand(t *testing.T, path, command string) {
+	t.Helper()
+	q, err := dialQMP(path, qmpTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if _, err := q.execute(command, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunWatchdog boots the VM with a program that prints a line and
+// sleeps, and stops the emulated machine through QEMU's monitor, which
+// freezes it as QEMU's race does while the monitor stays alive. The
+// watchdog pokes it; the test lets it run on (QMP cont), and the watchdog
+// notes that the poke woke it. The test stops it again, and Run returns a
+// StallError with the machine's registers within the watchdog's bound.
+func TestRunWatchdog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM under TCG: skipped with -short")
+	}
+	c := vmConfig(t)
+	const limit = 10 * time.Second
+	c.qmpSocket = filepath.Join(t.TempDir(), "qmp.sock")
+	c.Argv = []string{"/bin/sh", "-c", "echo sleeping; exec sleep 600"}
+	c.Watchdog = limit
+	c.Timeout = 5 * time.Minute // a safety net: the stall must end Run long before
+	out, log := newWatchedBuffer(), newWatchedBuffer()
+	c.Stdout, c.Log = out, log
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var rc int
+	var err error
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		rc, err = Run(ctx, c)
+	}()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		cancel()
+		<-ended
+		t.Fatalf(format+"\nRun() = %d, %v\nwatchdog log:\n%s", append(args, rc, err, log.String())...)
+	}
+	if !out.waitFor("sleeping\n", ended, 3*time.Minute) {
+		fail("the program did not start; output:\n%s", out.String())
+	}
+	qmpCommand(t, c.qmpSocket, "stop")
+	if !log.waitFor("pressed shift", ended, limit+time.Minute) {
+		fail("no poke within %v of stopping the machine", limit+time.Minute)
+	}
+	qmpCommand(t, c.qmpSocket, "cont")
+	if !log.waitFor("woke after the poke (pokes that woke it: 1)", ended, time.Minute) {
+		fail("the watchdog did not see the machine wake")
+	}
+	qmpCommand(t, c.qmpSocket, "stop")
+	stopped := time.Now()
+	select {
+	case <-ended:
+	case <-time.After(limit + 2*time.Minute):
+		fail("Run did not return within %v of stopping the machine", limit+2*time.Minute)
+	}
+	took := time.Since(stopped)
+	t.Logf("Run returned %v after the second stop; error:\n%v", took, err)
+	var s *StallError
+	if !errors.Is(err, ErrStalled) || !errors.As(err, &s) {
+		t.Fatalf("Run() = %d, %v, want a StallError", rc, err)
+	}
+	if took > limit+time.Minute || took < limit/2 {
+		t.Errorf("Run returned %v after the machine stopped, want between %v and %v", took, limit/2, limit+time.Minute)
+	}
+	for _, want := range []string{"RIP=", "CR3=", "info lapic:", "IRR"} {
+		if !strings.Contains(s.State, want) {
+			t.Errorf("StallError.State = %q, want %q in it", s.State, want)
+		}
+	}
+	if strings.Contains(s.State, "YMM") {
+		t.Errorf("StallError.State = %q, want no vector registers", s.State)
+	}
+	if s.Pokes != 1 || s.LastBeat == "" || !strings.Contains(s.Output, "sleeping") || !strings.Contains(s.Poke, "did not wake it") {
+		t.Errorf("StallError = %+v, want 1 earlier poke, a heartbeat, the program's line and a poke that did not wake it", s)
+	}
+}
+
+// TestRunWatchdogQuietProgram runs a program that prints nothing for
+// longer than the watchdog's limit: the heartbeat alone must keep the
+// watchdog quiet.
+func TestRunWatchdogQuietProgram(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM under TCG: skipped with -short")
+	}
+	c := vmConfig(t)
+	const limit = 6 * time.Second
+	c.Argv = []string{"/bin/sh", "-c", "sleep 14; echo done; exit 3"}
+	c.Watchdog = limit
+	c.Timeout = 5 * time.Minute
+	var out bytes.Buffer
+	log := newWatchedBuffer()
+	c.Stdout, c.Log = &out, log
+	rc, err := Run(context.Background(), c)
+	if rc != 3 || err != nil || out.String() != "done\n" {
+		t.Errorf("Run(silent for 14 s, watchdog %v) = %d, %v with output %q, want 3, nil, \"done\\n\"", limit, rc, err, out.String())
+	}
+	if log.String() != "" {
+		t.Errorf("the watchdog logged %q, want nothing: the heartbeat shows the machine lives", log.String())
 	}
 }

@@ -78,7 +78,7 @@ func TestKernelCmdlineTick(t *testing.T) {
 	}
 	for _, tt := range tests {
 		c := Config{QEMU: "q", Kernel: "/k", Busybox: "/b", Argv: []string{"/p"}, QEMUVersion: tt.version}
-		args := qemuArgs(c, "/i")
+		args := qemuArgs(c, "/i", "/q")
 		got := args[len(args)-1]
 		if args[len(args)-2] != "-append" || strings.Contains(got, periodicTickArgs) != tt.wantTick {
 			t.Errorf("qemuArgs(QEMUVersion %q) ends %q, want -append with the periodic tick %v", tt.version, args[len(args)-2:], tt.wantTick)
