@@ -5,29 +5,37 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
+
+	"github.com/govmm/govmm/kvm"
 )
 
 type place int
 
 const (
-	onHost place = iota
-	inVM
+	onHost     place = iota // here, as go test would run it
+	inVM                    // inside testvm
+	hostThenVM              // here, then the tests RequireLinux left inside testvm (splitRun)
 )
 
 // Reasons for choose's answer.
 const (
-	kvmUsable  = "the host's KVM works"
-	noKVMTests = "the binary has no KVM tests"
-	skipKVM    = "GOVMM_SKIP_KVM=1"
-	forcedHost = "GOVMM_TESTVM=never"
-	forcedVM   = "GOVMM_TESTVM=always"
-	kvmMissing = "the host has no usable KVM"
+	kvmHardware  = "the host's KVM has hardware virtualization"
+	noLinuxTests = "the host's KVM works and the binary has no tests that boot Linux to user space"
+	kvmNoLinux   = "the host's KVM cannot boot Linux to user space"
+	noKVMTests   = "the binary has no KVM tests"
+	skipKVM      = "GOVMM_SKIP_KVM=1"
+	forcedHost   = "GOVMM_TESTVM=never"
+	forcedVM     = "GOVMM_TESTVM=always"
+	kvmMissing   = "the host has no usable KVM"
 )
 
-// choose says where the test binary runs: on the host when KVM works here,
-// when KVM tests are skipped anyway, or when the binary has no KVM tests;
-// else in the VM. GOVMM_TESTVM=always|never overrides it.
-func choose(binary, kvmPath string) (place, string, error) {
+// choose says where the test binary runs: on the host when KVM has
+// hardware virtualization here, when KVM tests are skipped anyway, or when
+// the binary has no KVM tests; on the host and then in the VM when KVM
+// works here but cannot boot Linux to user space (host is PVM) and the
+// binary has tests that need that (it links kvmtest.RequireLinux); else
+// in the VM. GOVMM_TESTVM=always|never overrides it.
+func choose(binary, kvmPath string, host kvm.HostKind) (place, string, error) {
 	switch mode := os.Getenv("GOVMM_TESTVM"); mode {
 	case "", "auto":
 	case "always":
@@ -42,7 +50,17 @@ func choose(binary, kvmPath string) (place, string, error) {
 	}
 	if f, err := os.OpenFile(kvmPath, os.O_RDWR, 0); err == nil {
 		f.Close()
-		return onHost, kvmUsable, nil
+		if host.Hardware() {
+			return onHost, kvmHardware, nil
+		}
+		has, err := hasFunc(binary, requireLinuxFunc)
+		if err != nil {
+			return onHost, "", err
+		}
+		if !has {
+			return onHost, noLinuxTests, nil
+		}
+		return hostThenVM, kvmNoLinux, nil
 	}
 	has, err := linksKVMTests(binary)
 	if err != nil {
@@ -53,6 +71,10 @@ func choose(binary, kvmPath string) (place, string, error) {
 	}
 	return inVM, kvmMissing, nil
 }
+
+// requireLinuxFunc marks a test binary with tests that boot Linux to user
+// space.
+const requireLinuxFunc = "github.com/govmm/govmm/kvm/kvmtest.RequireLinux"
 
 // kvmFuncs name the functions that mark a test binary as one with KVM
 // tests: kvmtest's helpers, and kvm.Open for package kvm's own tests

@@ -1,17 +1,30 @@
 // Command testvm-exec is govmm's `go test -exec` wrapper: it runs a test
-// binary where /dev/kvm works.
+// binary where its KVM tests can run.
 //
 //	CGO_ENABLED=0 go test -exec "$PWD/bin/testvm-exec" ./...
 //
-// When the host's /dev/kvm opens, or the binary has no KVM tests (it does
-// not link github.com/govmm/govmm/kvm/kvmtest), the binary runs here, as go test would run
-// it. Otherwise it runs inside a QEMU-TCG VM with an emulated AMD SVM CPU
-// and nested KVM (package testvm), with the binary, the package directory
-// and the fixtures of $GOVMM_CACHE copied in; its exit status is the test's.
+// Where it runs depends on the host:
+//
+//   - hardware virtualization (vmx or svm, with kvm_intel or kvm_amd), or
+//     a binary with no KVM tests (it does not link
+//     github.com/govmm/govmm/kvm/kvmtest): here, as go test would run it;
+//   - PVM (/dev/kvm works, but a stock Linux kernel never reaches user
+//     space): here first, with GOVMM_REQUIRE_KVM=1 and
+//     GOVMM_DEFER_LINUX_TESTS naming a file in which kvmtest.RequireLinux
+//     lists the tests that boot Linux to user space, skipping them; then
+//     those tests alone (-test.run narrowed to their names, every other
+//     flag kept) inside the emulated machine below. The exit status is the
+//     first failing pass's;
+//   - no usable /dev/kvm: inside a QEMU-TCG VM with an emulated AMD SVM CPU
+//     and nested KVM (package testvm), with the binary, the package
+//     directory and the fixtures of $GOVMM_CACHE copied in; its exit status
+//     is the test's.
 //
 // Environment: GOVMM_CACHE (fixture cache, default as kvmtest.CacheDir),
 // GOVMM_KVM (as for kvmtest.Path);
-// GOVMM_TESTVM=auto|always|never; GOVMM_TESTVM_FILES (more paths for the VM,
+// GOVMM_TESTVM=auto|always|never (always: everything in the VM; never:
+// everything here, where tests that need Linux in user space fail or skip
+// as kvmtest.RequireLinux says); GOVMM_TESTVM_FILES (more paths for the VM,
 // colon-separated); GOVMM_TESTVM_CPUS, GOVMM_TESTVM_MEM (MiB);
 // GOVMM_TESTVM_SINGLE_THREAD=1 (one host thread for all vCPUs).
 package main
@@ -23,6 +36,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/govmm/govmm/kvm"
 )
 
 func main() {
@@ -43,17 +58,25 @@ func run(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
 		return 2, fmt.Errorf("usage: testvm-exec /path/to/pkg.test [args...] (use it as go test -exec)")
 	}
-	where, why, err := choose(args[0], kvmPath())
+	host := kvm.DetectHost(os.DirFS("/"))
+	where, why, err := choose(args[0], kvmPath(), host)
 	if err != nil {
 		return 1, err
 	}
-	if where == onHost {
-		// Without KVM tests in the binary, requiring KVM costs nothing, and
-		// it turns a wrong guess into a failure instead of a silent skip.
-		return 1, execHost(args, why == kvmUsable || why == noKVMTests)
+	switch where {
+	case onHost:
+		// Where KVM works, or the binary has no KVM tests, requiring KVM
+		// costs nothing, and it turns a wrong guess into a failure instead
+		// of a silent skip.
+		return 1, execHost(args, why != forcedHost && why != skipKVM)
+	case hostThenVM:
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, forwardedSignals...)
+		defer signal.Stop(sigs)
+		return splitRun(ctx, args, host, sigs, os.Stdout, os.Stderr, runInVM)
 	}
-	fmt.Fprintf(os.Stderr, "testvm-exec: %s: the host has no usable %s, so the tests run inside an emulated AMD SVM machine (QEMU TCG) with nested KVM\n", args[0], kvmPath())
-	return runInVM(ctx, args)
+	fmt.Fprintf(os.Stderr, "testvm-exec: %s: %s (%s), so the tests run inside an emulated AMD SVM machine (QEMU TCG) with nested KVM\n", args[0], why, kvmPath())
+	return runInVM(ctx, args, os.Stdout)
 }
 
 // execHost replaces this process with the test binary; with requireKVM it
@@ -61,7 +84,7 @@ func run(ctx context.Context, args []string) (int, error) {
 func execHost(args []string, requireKVM bool) error {
 	env := os.Environ()
 	if requireKVM {
-		env = append(env, "GOVMM_REQUIRE_KVM=1")
+		env = setEnv(env, "GOVMM_REQUIRE_KVM=1")
 	}
 	err := syscall.Exec(args[0], args, env)
 	return fmt.Errorf("run %s: %w", args[0], err)

@@ -5,28 +5,39 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
-	"time"
+
+	"github.com/govmm/govmm/kvm"
 )
 
 func TestChoose(t *testing.T) {
 	plain := plainProgram(t)
-	const notGo = "/bin/sh" // no .gopclntab: assumed to have KVM tests
+	const notGo = "/bin/sh" // no .gopclntab: assumed to link everything
 	devNull, noKVM := "/dev/null", filepath.Join(t.TempDir(), "kvm")
 	tests := []struct {
 		name    string
 		binary  string
 		env     map[string]string
 		kvm     string
+		host    kvm.HostKind
 		want    place
 		wantWhy string
 	}{
-		{"kvm works", notGo, nil, devNull, onHost, kvmUsable},
-		{"no kvm, no kvm tests", plain, nil, noKVM, onHost, noKVMTests},
-		{"no kvm, notGo", notGo, nil, noKVM, inVM, kvmMissing},
-		{"skip kvm", notGo, map[string]string{"GOVMM_SKIP_KVM": "1"}, noKVM, onHost, skipKVM},
-		{"forced vm", plain, map[string]string{"GOVMM_TESTVM": "always"}, devNull, inVM, forcedVM},
-		{"forced host", notGo, map[string]string{"GOVMM_TESTVM": "never"}, noKVM, onHost, forcedHost},
+		{"vmx", notGo, nil, devNull, kvm.HostVMX, onHost, kvmHardware},
+		{"svm", notGo, nil, devNull, kvm.HostSVM, onHost, kvmHardware},
+		{"pvm, Linux tests", notGo, nil, devNull, kvm.HostPVM, hostThenVM, kvmNoLinux},
+		{"pvm, no Linux tests", plain, nil, devNull, kvm.HostPVM, onHost, noLinuxTests},
+		{"unknown kvm, Linux tests", notGo, nil, devNull, kvm.HostUnknown, hostThenVM, kvmNoLinux},
+		{"no kvm, no kvm tests", plain, nil, noKVM, kvm.HostUnknown, onHost, noKVMTests},
+		{"no kvm, notGo", notGo, nil, noKVM, kvm.HostUnknown, inVM, kvmMissing},
+		{"skip kvm", notGo, map[string]string{"GOVMM_SKIP_KVM": "1"}, noKVM, kvm.HostUnknown, onHost, skipKVM},
+		{"skip kvm on pvm", notGo, map[string]string{"GOVMM_SKIP_KVM": "1"}, devNull, kvm.HostPVM, onHost, skipKVM},
+		{"forced vm", plain, map[string]string{"GOVMM_TESTVM": "always"}, devNull, kvm.HostVMX, inVM, forcedVM},
+		{"forced vm on pvm", notGo, map[string]string{"GOVMM_TESTVM": "always"}, devNull, kvm.HostPVM, inVM, forcedVM},
+		{"forced host", notGo, map[string]string{"GOVMM_TESTVM": "never"}, noKVM, kvm.HostUnknown, onHost, forcedHost},
+		{"forced host on pvm", notGo, map[string]string{"GOVMM_TESTVM": "never"}, devNull, kvm.HostPVM, onHost, forcedHost},
+		{"auto", notGo, map[string]string{"GOVMM_TESTVM": "auto"}, devNull, kvm.HostPVM, hostThenVM, kvmNoLinux},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,14 +46,14 @@ func TestChoose(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			got, why, err := choose(tt.binary, tt.kvm)
+			got, why, err := choose(tt.binary, tt.kvm, tt.host)
 			if err != nil || got != tt.want || why != tt.wantWhy {
-				t.Errorf("choose() = %v, %q, %v, want %v, %q", got, why, err, tt.want, tt.wantWhy)
+				t.Errorf("choose(%s, %s, %v) = %v, %q, %v, want %v, %q", tt.binary, tt.kvm, tt.host, got, why, err, tt.want, tt.wantWhy)
 			}
 		})
 	}
 	t.Setenv("GOVMM_TESTVM", "maybe")
-	if _, _, err := choose(notGo, noKVM); err == nil {
+	if _, _, err := choose(notGo, noKVM, kvm.HostUnknown); err == nil {
 		t.Error("choose(GOVMM_TESTVM=maybe) = nil error, want one")
 	}
 }
@@ -50,23 +61,60 @@ func TestChoose(t *testing.T) {
 // plainProgram builds a Go program that does not link kvmtest.
 func plainProgram(t *testing.T) string {
 	t.Helper()
+	return buildProgram(t, "package main\n\nfunc main() {}\n")
+}
+
+// programs holds the programs buildProgram has built, by source, in
+// programDir; TestMain removes it.
+var (
+	programMu  sync.Mutex
+	programs   = map[string]string{}
+	programDir string
+)
+
+func TestMain(m *testing.M) {
+	status := m.Run()
+	if programDir != "" {
+		os.RemoveAll(programDir)
+	}
+	os.Exit(status)
+}
+
+// buildProgram builds the Go program whose main.go is src, alone in its
+// module, once per test run, and returns its path.
+func buildProgram(t *testing.T, src string) string {
+	t.Helper()
+	programMu.Lock()
+	defer programMu.Unlock()
+	if p, ok := programs[src]; ok {
+		return p
+	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command")
 	}
-	dir := t.TempDir()
-	for name, body := range map[string]string{"go.mod": "module plain\n", "main.go": "package main\n\nfunc main() {}\n"} {
+	if programDir == "" {
+		if programDir, err = os.MkdirTemp("", "testvm-exec-test-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir, err := os.MkdirTemp(programDir, "prog-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"go.mod": "module prog\n", "main.go": src} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(goTool, "build", "-o", "plain", ".")
+	cmd := exec.Command(goTool, "build", "-o", "prog", ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return filepath.Join(dir, "plain")
+	programs[src] = filepath.Join(dir, "prog")
+	return programs[src]
 }
 
 func TestHasFunc(t *testing.T) {
@@ -82,6 +130,7 @@ func TestHasFunc(t *testing.T) {
 		{self, "github.com/govmm/govmm/kvm/kvmtest.", false},
 		{self, kvmFuncs[0], false},
 		{self, kvmFuncs[1], false},
+		{self, requireLinuxFunc, false},
 	}
 	for _, tt := range tests {
 		if got, err := hasFunc(tt.binary, tt.prefix); err != nil || got != tt.want {
@@ -135,27 +184,10 @@ func TestCacheFiles(t *testing.T) {
 }
 
 func TestGuestEnv(t *testing.T) {
-	host := []string{"PATH=/usr/bin", "GOVMM_CACHE=/old", "GOVMM_FETCH=1", "GOVMM_TESTVM_CPUS=4", "GODEBUG=x=1", "HOME=/root", "GOFLAGS=-race"}
+	host := []string{"PATH=/usr/bin", "GOVMM_CACHE=/old", "GOVMM_FETCH=1", "GOVMM_TESTVM_CPUS=4", "GODEBUG=x=1", "HOME=/root", "GOFLAGS=-race", deferLinuxEnv + "=/tmp/list"}
 	got := guestEnv(host, "/cache")
 	want := []string{"GOVMM_CACHE=/cache", "GOVMM_FETCH=1", "GODEBUG=x=1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("guestEnv() = %v, want %v", got, want)
-	}
-}
-
-func TestTestTimeout(t *testing.T) {
-	tests := []struct {
-		args []string
-		want time.Duration
-	}{
-		{[]string{"-test.paniconexit0", "-test.timeout=10m0s"}, 10*time.Minute + bootSlack},
-		{[]string{"--test.timeout", "1m"}, time.Minute + bootSlack},
-		{[]string{"-test.timeout=0s"}, 0},
-		{[]string{"-test.v=true"}, 0},
-	}
-	for _, tt := range tests {
-		if got := testTimeout(tt.args); got != tt.want {
-			t.Errorf("testTimeout(%q) = %v, want %v", tt.args, got, tt.want)
-		}
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/govmm/govmm/testvm"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/govmm/govmm/testvm"
 )
 
 // bootSlack is added to the test binary's own -test.timeout for building
@@ -17,8 +19,9 @@ import (
 const bootSlack = 3 * time.Minute
 
 // runInVM runs the test binary args[0] with args[1:] inside a testvm VM, in
-// the current directory, and returns its exit status.
-func runInVM(ctx context.Context, args []string) (int, error) {
+// the current directory, with its output to stdout, and returns its exit
+// status.
+func runInVM(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	binary, err := filepath.Abs(args[0])
 	if err != nil {
 		return 1, err
@@ -49,7 +52,7 @@ func runInVM(ctx context.Context, args []string) (int, error) {
 	c.Argv = append([]string{binary}, args[1:]...)
 	c.Env = guestEnv(os.Environ(), cache)
 	c.Timeout = testTimeout(args[1:])
-	c.Stdout = os.Stdout
+	c.Stdout = stdout
 	if c.CPUs, err = envInt("GOVMM_TESTVM_CPUS", 0); err != nil {
 		return 1, err
 	}
@@ -105,7 +108,7 @@ func guestEnv(host []string, cache string) []string {
 	for _, e := range host {
 		name, _, _ := strings.Cut(e, "=")
 		switch {
-		case name == "GOVMM_CACHE", strings.HasPrefix(name, "GOVMM_TESTVM"):
+		case name == "GOVMM_CACHE", name == deferLinuxEnv, strings.HasPrefix(name, "GOVMM_TESTVM"):
 		case strings.HasPrefix(name, "GOVMM_"),
 			name == "GODEBUG", name == "GOTRACEBACK", name == "GOMAXPROCS",
 			name == "GOGC", name == "GOMEMLIMIT":
@@ -113,25 +116,6 @@ func guestEnv(host []string, cache string) []string {
 		}
 	}
 	return env
-}
-
-// testTimeout is the test binary's -test.timeout plus bootSlack, or 0 (no
-// limit) when it has none.
-func testTimeout(args []string) time.Duration {
-	for i, a := range args {
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if name != "test.timeout" {
-			continue
-		}
-		if !hasVal && i+1 < len(args) {
-			val = args[i+1]
-		}
-		if d, err := time.ParseDuration(val); err == nil && d > 0 {
-			return d + bootSlack
-		}
-		return 0
-	}
-	return 0
 }
 
 func envInt(name string, def int) (int, error) {
