@@ -12,13 +12,25 @@ import (
 // emulator gives up on a few instructions that hardware would run; for
 // those whose effect is simple the VMM performs it.
 type Fixups struct {
-	Int3  atomic.Uint64 // int3: #BP delivered to the guest
-	Fwait atomic.Uint64 // fwait: stepped over (no x87 exception is ever pending)
+	Int3    atomic.Uint64 // int3: #BP delivered to the guest
+	Fwait   atomic.Uint64 // fwait: stepped over (no x87 exception is ever pending)
+	Ldmxcsr atomic.Uint64 // ldmxcsr: MXCSR loaded from guest memory
+	Stmxcsr atomic.Uint64 // stmxcsr: MXCSR stored to guest memory
+	// Faults counts instructions of the kinds above that raised the
+	// exception hardware would have (#GP for reserved MXCSR bits, #UD,
+	// #NM) instead of running.
+	Faults atomic.Uint64
 }
 
 // String lists the counts, for a report at exit.
 func (f *Fixups) String() string {
-	return fmt.Sprintf("int3=%d fwait=%d", f.Int3.Load(), f.Fwait.Load())
+	return fmt.Sprintf("int3=%d fwait=%d ldmxcsr=%d stmxcsr=%d faults=%d",
+		f.Int3.Load(), f.Fwait.Load(), f.Ldmxcsr.Load(), f.Stmxcsr.Load(), f.Faults.Load())
+}
+
+// Total is the number of fixups of every kind.
+func (f *Fixups) Total() uint64 {
+	return f.Int3.Load() + f.Fwait.Load() + f.Ldmxcsr.Load() + f.Stmxcsr.Load() + f.Faults.Load()
 }
 
 // Instruction bytes that have a fixup.
@@ -50,7 +62,7 @@ func (v *VCPU) applyFixup(insn []byte) (bool, error) {
 		if err := v.HW.SetRegs(&regs); err != nil {
 			return false, fmt.Errorf("vcpu %d: stepping over int3: %w", v.ID, err)
 		}
-		if err := v.injectException(vectorBP); err != nil {
+		if err := v.injectException(vectorBP, nil); err != nil {
 			return false, err
 		}
 		v.Fixups.Int3.Add(1)
@@ -63,12 +75,12 @@ func (v *VCPU) applyFixup(insn []byte) (bool, error) {
 		v.Fixups.Fwait.Add(1)
 		return true, nil
 	}
-	return false, nil
+	return v.fixupMXCSR(insn, &regs)
 }
 
-// injectException queues an exception without error code for delivery at
-// the next entry.
-func (v *VCPU) injectException(vector uint8) error {
+// injectException queues an exception for delivery at the next entry,
+// with an error code when code is not nil.
+func (v *VCPU) injectException(vector uint8, code *uint32) error {
 	var ev kvm.VCPUEvents
 	if err := v.HW.GetVCPUEvents(&ev); err != nil {
 		return fmt.Errorf("vcpu %d: reading events to inject vector %d: %w", v.ID, vector, err)
@@ -77,6 +89,10 @@ func (v *VCPU) injectException(vector uint8) error {
 	ev.Exception.Nr = vector
 	ev.Exception.HasErrorCode = 0
 	ev.Exception.ErrorCode = 0
+	if code != nil {
+		ev.Exception.HasErrorCode = 1
+		ev.Exception.ErrorCode = *code
+	}
 	if err := v.HW.SetVCPUEvents(&ev); err != nil {
 		return fmt.Errorf("vcpu %d: injecting vector %d: %w", v.ID, vector, err)
 	}
