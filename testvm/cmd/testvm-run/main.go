@@ -1,16 +1,29 @@
-// Command testvm-run runs a static program interactively inside a testvm
-// machine: a QEMU-TCG VM with an emulated AMD SVM CPU, where the kernel's
-// kvm_amd gives a real /dev/kvm (nested KVM under software emulation). It
-// lets govmm run guests on a host without /dev/kvm; `make run` uses it.
+// Command testvm-run runs a static program inside a testvm machine: a
+// QEMU-TCG VM with an emulated AMD SVM CPU, where the kernel's kvm_amd
+// gives a real /dev/kvm (nested KVM under software emulation). It lets
+// govmm run guests on a host without /dev/kvm; `make run` uses it.
 //
-//	testvm-run [-mem SIZE] [-cpus N] [-cache DIR] [-file PATH]... -- PROGRAM [ARGS...]
+//	testvm-run [-mem SIZE] [-cpus N] [-cache DIR] [-file PATH]... [-copy-args] [--] PROGRAM [ARGS...]
 //
 // PROGRAM and every -file (a file or a directory, copied whole) are copied
-// into the VM at their own absolute paths. The program runs in the current
-// directory when that holds one of them, else in /, with the VM's console
-// (a terminal) as its standard input and output, joined to this terminal:
-// Ctrl-C and Ctrl-A reach the program, not QEMU. testvm-run exits with the
-// program's exit status.
+// into the VM at their own absolute paths. With -copy-args, so is every
+// host file or directory that ARGS name: an argument, the value after
+// "-flag=", or a part of a comma-separated list, whole or after "key="
+// ("-initrd my.cpio", "-drive file=disk.img,readonly=on"); relative paths
+// are resolved against the current directory, and those that leave it
+// ("../x") are passed as absolute paths. /, /proc, /sys and /dev are never
+// copied. The program runs in the current directory when that holds one
+// of the copied files, else in /.
+//
+// When standard input is a terminal the run is interactive: the program
+// gets the VM's console (a terminal) as its standard input and output,
+// joined to this terminal, and Ctrl-C and Ctrl-A reach the program, not
+// QEMU. Otherwise (CI, a pipe, </dev/null) its standard input is
+// /dev/null and its output (standard error merged into it) streams to
+// standard output as it comes, with plain \n line ends. Either way
+// testvm-run exits with the program's exit status, or 1 with a reason when
+// the VM fails; a VM that shows no sign of life for 40 s is killed and
+// reported with its registers (testvm's watchdog).
 package main
 
 import (
@@ -27,13 +40,15 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/term"
+
 	"github.com/govmm/govmm/testvm"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	rc, err := run(ctx, os.Args[1:], os.Stderr)
+	rc, err := run(ctx, os.Args[1:], term.IsTerminal(int(os.Stdin.Fd())), os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testvm-run: %v\n", err)
 		if rc <= 0 {
@@ -46,14 +61,15 @@ func main() {
 
 // options are the parsed command line.
 type options struct {
-	mem   int64 // bytes; 0: testvm's default
-	cpus  int   // 0: testvm's default
-	cache string
-	files []string
-	argv  []string
+	mem      int64 // bytes; 0: testvm's default
+	cpus     int   // 0: testvm's default
+	cache    string
+	files    []string
+	copyArgs bool // copy the host files that argv[1:] names
+	argv     []string
 }
 
-const usage = "usage: testvm-run [-mem SIZE] [-cpus N] [-cache DIR] [-file PATH]... -- PROGRAM [ARGS...]"
+const usage = "usage: testvm-run [-mem SIZE] [-cpus N] [-cache DIR] [-file PATH]... [-copy-args] [--] PROGRAM [ARGS...]"
 
 // parseArgs reads the command line; files and the program come back as
 // absolute paths.
@@ -72,6 +88,7 @@ func parseArgs(args []string, errOut io.Writer) (options, error) {
 		o.files = append(o.files, p)
 		return nil
 	})
+	fs.BoolVar(&o.copyArgs, "copy-args", false, "also copy into the VM, at the same paths, the host files and directories that the program's arguments name (-initrd my.cpio, -drive file=disk.img,readonly=on)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -131,14 +148,16 @@ func parseSize(s string) (int64, error) {
 // of files, which keep their paths there), else "/".
 func workDir(wd string, files []string) string {
 	for _, f := range files {
-		if rel, err := filepath.Rel(wd, f); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if under(f, wd) {
 			return wd
 		}
 	}
 	return "/"
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) (int, error) {
+// run runs the program that args name in the VM, interactively when
+// standard input is a terminal.
+func run(ctx context.Context, args []string, stdinTerminal bool, stdout, stderr io.Writer) (int, error) {
 	o, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil
@@ -154,16 +173,30 @@ func run(ctx context.Context, args []string, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 1, fmt.Errorf("%w\n%s", err, log.String())
 	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return 1, fmt.Errorf("the current directory: %w", err)
+	}
 	c.Files = append([]string{o.argv[0]}, o.files...)
 	c.Argv = o.argv
-	if wd, err := os.Getwd(); err == nil {
-		c.Dir = workDir(wd, c.Files)
+	if o.copyArgs {
+		a := argFiles{wd: wd, stat: os.Stat}
+		c.Argv = append(c.Argv[:1:1], a.scan(o.argv[1:])...)
+		c.Files = append(c.Files, a.files...)
+		if len(a.files) > 0 {
+			fmt.Fprintf(stderr, "testvm-run: -copy-args: copying into the VM: %s\n", strings.Join(a.files, " "))
+		}
 	}
-	if t := os.Getenv("TERM"); t != "" {
-		c.Env = []string{"TERM=" + t}
-	}
+	c.Dir = workDir(wd, c.Files)
 	c.Mem, c.CPUs = o.mem, o.cpus
-	c.Interactive = true
+	c.Interactive = stdinTerminal
+	if c.Interactive {
+		if t := os.Getenv("TERM"); t != "" {
+			c.Env = []string{"TERM=" + t}
+		}
+	} else {
+		c.Stdout = stdout
+	}
 	why := "this host has no /dev/kvm, so"
 	if _, err := os.Stat("/dev/kvm"); err == nil {
 		why = "as asked,"
