@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/govmm/govmm/boot"
+	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/memory"
 )
 
@@ -18,6 +20,10 @@ type Loaded struct {
 	Kernel   *boot.Kernel
 	Initrd   *boot.Initrd // nil without one
 	Entry    *boot.EntryState
+	// Cmdline is the command line the guest got: Config.Cmdline, with the
+	// kernel parameters for the hidden CPU features added when the guest
+	// is Linux on a PVM host (cmdline.go).
+	Cmdline string
 }
 
 // loadKernel puts the kernel, the initrd, the command line and the zero
@@ -47,9 +53,13 @@ func loadKernel(mem *memory.Memory, c *Config, log io.Writer) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.Cmdline = c.Cmdline
+	if wantLinuxHideParams(c.Hide, kvm.DetectHost(os.DirFS("/"))) && isLinux(l, c.Kernel) {
+		l.Cmdline = addLinuxHideParams(c, log)
+	}
 	bp := &boot.BootParams{
 		Header:      l.Kernel.Header,
-		Cmdline:     c.Cmdline,
+		Cmdline:     l.Cmdline,
 		CmdlineAddr: boot.CmdlineAddr,
 		E820:        e820,
 	}

@@ -128,7 +128,7 @@ func (m *Machine) createVCPUs() error {
 	if err != nil {
 		return err
 	}
-	var hide []vcpu.CPUIDBit
+	var hide, visible []vcpu.CPUIDBit
 	if m.hideCPUID() {
 		hide = vcpu.PVMHidden
 	}
@@ -142,12 +142,23 @@ func (m *Machine) createVCPUs() error {
 		if err := hw.SetCPUID2(cpuid); err != nil {
 			return fmt.Errorf("vcpu %d: %w", id, err)
 		}
+		// KVM may not keep what was set (kvm_pvm rewrites leaves 1, 7 and
+		// 0xD): what the guest sees is what KVM gives back.
+		seen, err := hw.GetCPUID2()
+		if err != nil {
+			return err
+		}
+		now := vcpu.StillVisible(seen, hide)
+		if m.cfg.Verbose && (id == 0 || !sameBits(now, visible)) {
+			reportVisible(m.log, id, now, len(hide))
+		}
+		visible = now
 		if id == 0 {
 			if err := m.bootState(hw); err != nil {
 				return fmt.Errorf("vcpu 0: %w", err)
 			}
 		}
-		m.vcpus = append(m.vcpus, vcpu.New(vcpu.Config{ID: id, HW: hw, IO: m.plat.io, MMIO: m.plat.mmio, Mem: m.mem}))
+		m.vcpus = append(m.vcpus, vcpu.New(vcpu.Config{ID: id, HW: hw, IO: m.plat.io, MMIO: m.plat.mmio, Mem: m.mem, CPUID: seen}))
 	}
 	return nil
 }

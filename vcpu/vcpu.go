@@ -42,6 +42,9 @@ type Config struct {
 	IO   *devices.Bus   // port I/O
 	MMIO *devices.Bus   // memory-mapped I/O
 	Mem  *memory.Memory // guest RAM, to read instruction bytes for reports
+	// CPUID is the table KVM reports for the vCPU (KVM_GET_CPUID2): what
+	// the guest's CPUID instruction answers. nil when not known.
+	CPUID []kvm.CPUIDEntry
 }
 
 // Requests from other goroutines, as bits in VCPU.requests.
