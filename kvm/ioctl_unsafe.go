@@ -84,6 +84,8 @@ var (
 	kvmSetGuestDebug = iow(0x9b, unsafe.Sizeof(GuestDebug{}))    // KVM_SET_GUEST_DEBUG
 	kvmGetVCPUEvents = ior(0x9f, unsafe.Sizeof(VCPUEvents{}))    // KVM_GET_VCPU_EVENTS
 	kvmSetVCPUEvents = iow(0xa0, unsafe.Sizeof(VCPUEvents{}))    // KVM_SET_VCPU_EVENTS
+	kvmGetXSAVE      = ior(0xa4, unsafe.Sizeof(XSAVE{}))         // KVM_GET_XSAVE
+	kvmSetXSAVE      = iow(0xa5, unsafe.Sizeof(XSAVE{}))         // KVM_SET_XSAVE
 )
 
 // ioctl issues a request whose argument is a plain integer (or none).

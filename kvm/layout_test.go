@@ -30,6 +30,7 @@ func TestStructSizes(t *testing.T) {
 		{"sizeof(DTable)", unsafe.Sizeof(DTable{}), 16},
 		{"sizeof(Sregs)", unsafe.Sizeof(Sregs{}), 312},
 		{"sizeof(FPU)", unsafe.Sizeof(FPU{}), 416},
+		{"sizeof(XSAVE)", unsafe.Sizeof(XSAVE{}), 4096},
 		{"sizeof(MSREntry)", unsafe.Sizeof(MSREntry{}), 16},
 		{"sizeof(msrsHeader)", unsafe.Sizeof(msrsHeader{}), 8},
 		{"sizeof(CPUIDEntry)", unsafe.Sizeof(CPUIDEntry{}), 40},
@@ -238,6 +239,8 @@ func TestIoctlNumbers(t *testing.T) {
 		{"KVM_SET_GUEST_DEBUG", kvmSetGuestDebug, 0x4048ae9b},
 		{"KVM_GET_VCPU_EVENTS", kvmGetVCPUEvents, 0x8040ae9f},
 		{"KVM_SET_VCPU_EVENTS", kvmSetVCPUEvents, 0x4040aea0},
+		{"KVM_GET_XSAVE", kvmGetXSAVE, 0x9000aea4},
+		{"KVM_SET_XSAVE", kvmSetXSAVE, 0x5000aea5},
 	})
 }
 

@@ -61,6 +61,19 @@ func (v *VCPU) SetFPU(f *FPU) error {
 	return v.ioctlStruct("KVM_SET_FPU", kvmSetFPU, unsafe.Pointer(f)) // Safe: *FPU mirrors struct kvm_fpu.
 }
 
+// GetXSAVE reads the x87, SSE and extended state in the standard XSAVE
+// layout (KVM_GET_XSAVE; needs KVM_CAP_XSAVE). It fails with EINVAL when
+// the guest may use dynamic components (AMX), which govmm does not allow.
+func (v *VCPU) GetXSAVE(x *XSAVE) error {
+	return v.ioctlStruct("KVM_GET_XSAVE", kvmGetXSAVE, unsafe.Pointer(x)) // Safe: *XSAVE mirrors struct kvm_xsave.
+}
+
+// SetXSAVE writes it back (KVM_SET_XSAVE); XSTATE_BV says which
+// components are loaded from x and which are put in their initial state.
+func (v *VCPU) SetXSAVE(x *XSAVE) error {
+	return v.ioctlStruct("KVM_SET_XSAVE", kvmSetXSAVE, unsafe.Pointer(x)) // Safe: *XSAVE mirrors struct kvm_xsave.
+}
+
 // GetLAPIC reads the local APIC's registers (KVM_GET_LAPIC); it needs
 // VM.CreateIRQChip.
 func (v *VCPU) GetLAPIC(l *LAPICState) error {
