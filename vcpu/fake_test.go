@@ -16,7 +16,7 @@ type fakeHW struct {
 	regs      kvm.Regs
 	sregs     kvm.Sregs
 	events    kvm.VCPUEvents
-	fpu       kvm.FPU
+	xsave     kvm.XSAVE
 	runs      int
 }
 
@@ -89,17 +89,17 @@ func (f *fakeHW) SetVCPUEvents(e *kvm.VCPUEvents) error {
 	return nil
 }
 
-func (f *fakeHW) GetFPU(p *kvm.FPU) error {
+func (f *fakeHW) GetXSAVE(x *kvm.XSAVE) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	*p = f.fpu
+	*x = f.xsave
 	return nil
 }
 
-func (f *fakeHW) SetFPU(p *kvm.FPU) error {
+func (f *fakeHW) SetXSAVE(x *kvm.XSAVE) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.fpu = *p
+	f.xsave = *x
 	return nil
 }
 
@@ -125,12 +125,15 @@ func (r *recorder) Write(off uint64, p []byte) {
 // fakeStateHW adds the state accessors to fakeHW, keeping what was set.
 type fakeStateHW struct {
 	*fakeHW
+	fpu   kvm.FPU
 	lapic kvm.LAPICState
 	mp    kvm.MPState
 	msrs  map[uint32]uint64
 }
 
 func (f *fakeStateHW) SetSregs(s *kvm.Sregs) error      { f.sregs = *s; return nil }
+func (f *fakeStateHW) GetFPU(p *kvm.FPU) error          { *p = f.fpu; return nil }
+func (f *fakeStateHW) SetFPU(p *kvm.FPU) error          { f.fpu = *p; return nil }
 func (f *fakeStateHW) GetLAPIC(p *kvm.LAPICState) error { *p = f.lapic; return nil }
 func (f *fakeStateHW) SetLAPIC(p *kvm.LAPICState) error { f.lapic = *p; return nil }
 func (f *fakeStateHW) GetMPState(p *kvm.MPState) error  { *p = f.mp; return nil }

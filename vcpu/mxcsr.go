@@ -18,10 +18,10 @@ const (
 	digitStmxcsr = 3
 )
 
-// mxcsrMask is the MXCSR bits LDMXCSR may set: bits 0-15, DAZ included, as
-// the MXCSR_MASK of every CPU since the Pentium 4 reports. A value with any
-// other bit set raises #GP(0) (SDM vol. 1, 11.6.6).
-const mxcsrMask = 0x0000_FFFF
+// defaultMXCSRMask is the MXCSR_MASK to assume when the state reports 0
+// (SDM vol. 1, 11.6.6): every bit but DAZ. LDMXCSR of a value with a bit
+// outside the mask raises #GP(0).
+const defaultMXCSRMask = 0xFFBF
 
 // Control-register bits the instructions check (SDM vol. 2B, LDMXCSR,
 // "64-Bit Mode Exceptions").
@@ -50,7 +50,7 @@ func isMXCSRInsn(m *memInsn) bool {
 
 // fixupMXCSR performs LDMXCSR or STMXCSR for the guest: it reads or writes
 // the 4-byte operand in guest RAM through the guest's page tables, sets or
-// gets MXCSR through KVM_GET/SET_FPU and steps RIP over the instruction,
+// gets MXCSR through KVM_GET/SET_XSAVE and steps RIP over the instruction,
 // or raises the exception hardware would. It reports false, with no
 // error, when insn is not one of the two in 64-bit mode, and a report (a
 // *GuestError) when the operand cannot be reached: a page fault the VMM
@@ -84,8 +84,10 @@ func (v *VCPU) fixupMXCSR(insn []byte, regs *kvm.Regs) (bool, error) {
 	if err != nil {
 		return false, v.report(fmt.Sprintf("%s: operand at %#x: %v (the guest would take a page fault, which govmm does not deliver)", name, linear, err), insn)
 	}
-	var fpu kvm.FPU
-	if err := v.HW.GetFPU(&fpu); err != nil {
+	// KVM_GET/SET_XSAVE rather than KVM_GET/SET_FPU: on PVM hosts the
+	// latter reads MXCSR as 0 and its MXCSR does not reach the guest.
+	var xs kvm.XSAVE
+	if err := v.HW.GetXSAVE(&xs); err != nil {
 		return false, fmt.Errorf("vcpu %d: %s: %w", v.ID, name, err)
 	}
 	var buf [4]byte
@@ -96,16 +98,20 @@ func (v *VCPU) fixupMXCSR(insn []byte, regs *kvm.Regs) (bool, error) {
 			}
 		}
 		val := binary.LittleEndian.Uint32(buf[:])
-		if val&^mxcsrMask != 0 {
+		mask := xs.MXCSRMask()
+		if mask == 0 {
+			mask = defaultMXCSRMask
+		}
+		if val&^mask != 0 {
 			code := uint32(0)
 			return v.raise(name, vectorGP, &code)
 		}
-		fpu.MXCSR = val
-		if err := v.HW.SetFPU(&fpu); err != nil {
+		xs.SetMXCSR(val)
+		if err := v.HW.SetXSAVE(&xs); err != nil {
 			return false, fmt.Errorf("vcpu %d: ldmxcsr: %w", v.ID, err)
 		}
 	} else {
-		binary.LittleEndian.PutUint32(buf[:], fpu.MXCSR)
+		binary.LittleEndian.PutUint32(buf[:], xs.MXCSR())
 		for i := range buf {
 			if err := v.Mem.WriteAt(buf[i:i+1], pa[i]); err != nil {
 				return false, fmt.Errorf("vcpu %d: stmxcsr at rip %#x: %w", v.ID, regs.RIP, err)

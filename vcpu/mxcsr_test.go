@@ -29,7 +29,7 @@ func TestMXCSRFixups(t *testing.T) {
 	tests := []struct {
 		name    string
 		insn    []byte
-		setup   func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU)
+		setup   func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE)
 		mxcsr   uint32 // MXCSR after
 		memAt   []int  // physical bytes to check after, little-endian
 		memWant uint32
@@ -40,7 +40,7 @@ func TestMXCSRFixups(t *testing.T) {
 	}{
 		{
 			name: "ldmxcsr [rsp+0x4] (Linux's kernel_fpu_begin, the measured failure)", insn: []byte{0x0f, 0xae, 0x54, 0x24, 0x04},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) {
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) {
 				r.RSP = 0x400ffc - 4
 				binary.LittleEndian.PutUint32(ram[0x8ffc:], 0x7f80)
 			},
@@ -48,12 +48,12 @@ func TestMXCSRFixups(t *testing.T) {
 		},
 		{
 			name: "stmxcsr [rdi]", insn: []byte{0x0f, 0xae, 0x1f},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) { r.RDI = 0x400010 },
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) { r.RDI = 0x400010 },
 			mxcsr: 0x1fa0, memAt: []int{0x8010, 0x8011, 0x8012, 0x8013}, memWant: 0x1fa0, rip: 0x5003, vector: -1, errCode: -1, count: "stmxcsr",
 		},
 		{
 			name: "ldmxcsr [rip+disp32]", insn: []byte{0x0f, 0xae, 0x15, 0xf9, 0xaf, 0x3f, 0x00},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) {
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) {
 				// next RIP 0x5007 + 0x3faff9 = 0x400000
 				binary.LittleEndian.PutUint32(ram[0x8000:], 0x1f80|0x40)
 			},
@@ -61,12 +61,12 @@ func TestMXCSRFixups(t *testing.T) {
 		},
 		{
 			name: "stmxcsr gs:[0x110] (segment base, SIB without base or index)", insn: []byte{0x65, 0x0f, 0xae, 0x1c, 0x25, 0x10, 0x01, 0, 0},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) { s.GS.Base = 0x400000 },
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) { s.GS.Base = 0x400000 },
 			mxcsr: 0x1fa0, memAt: []int{0x8110, 0x8111, 0x8112, 0x8113}, memWant: 0x1fa0, rip: 0x5009, vector: -1, errCode: -1, count: "stmxcsr",
 		},
 		{
 			name: "ldmxcsr [r8+r9*4-0x8] (REX.B and REX.X)", insn: []byte{0x43, 0x0f, 0xae, 0x54, 0x88, 0xf8},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) {
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) {
 				r.R8, r.R9 = 0x400000, 0x10
 				binary.LittleEndian.PutUint32(ram[0x8038:], 0x9f80)
 			},
@@ -74,12 +74,12 @@ func TestMXCSRFixups(t *testing.T) {
 		},
 		{
 			name: "stmxcsr [rsi] across a page boundary", insn: []byte{0x0f, 0xae, 0x1e},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) { r.RSI = 0x400ffe },
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) { r.RSI = 0x400ffe },
 			mxcsr: 0x1fa0, memAt: []int{0x8ffe, 0x8fff, 0xA000, 0xA001}, memWant: 0x1fa0, rip: 0x5003, vector: -1, errCode: -1, count: "stmxcsr",
 		},
 		{
 			name: "ldmxcsr [eax] (address-size prefix drops the high half)", insn: []byte{0x67, 0x0f, 0xae, 0x10},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) {
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) {
 				r.RAX = 0xffff_ffff_0040_0020
 				binary.LittleEndian.PutUint32(ram[0x8020:], 0x3f80)
 			},
@@ -87,20 +87,29 @@ func TestMXCSRFixups(t *testing.T) {
 		},
 		{
 			name: "ldmxcsr of a reserved bit raises #GP(0)", insn: []byte{0x0f, 0xae, 0x10},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) {
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) {
 				r.RAX = 0x400000
 				binary.LittleEndian.PutUint32(ram[0x8000:], 0x1_1f80)
 			},
 			mxcsr: 0x1fa0, rip: 0x5000, vector: vectorGP, errCode: 0, count: "faults",
 		},
 		{
+			name: "ldmxcsr of DAZ raises #GP(0) where MXCSR_MASK is 0 (no DAZ)", insn: []byte{0x0f, 0xae, 0x10},
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) {
+				r.RAX = 0x400000
+				xs.Region[7] = 0
+				binary.LittleEndian.PutUint32(ram[0x8000:], 0x1fc0)
+			},
+			mxcsr: 0x1fa0, rip: 0x5000, vector: vectorGP, errCode: 0, count: "faults",
+		},
+		{
 			name: "without CR4.OSFXSR it raises #UD", insn: []byte{0x0f, 0xae, 0x10},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) { s.CR4 &^= cr4OSFXSR },
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) { s.CR4 &^= cr4OSFXSR },
 			mxcsr: 0x1fa0, rip: 0x5000, vector: vectorUD, errCode: -1, count: "faults",
 		},
 		{
 			name: "with CR0.TS it raises #NM", insn: []byte{0x0f, 0xae, 0x18},
-			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, fpu *kvm.FPU) { s.CR0 |= cr0TS },
+			setup: func(r *kvm.Regs, s *kvm.Sregs, ram []byte, xs *kvm.XSAVE) { s.CR0 |= cr0TS },
 			mxcsr: 0x1fa0, rip: 0x5000, vector: vectorNM, errCode: -1, count: "faults",
 		},
 	}
@@ -111,13 +120,17 @@ func TestMXCSRFixups(t *testing.T) {
 			mapPages(ram)
 			hw.regs.RIP = 0x5000
 			hw.sregs = long
-			hw.fpu.MXCSR = 0x1fa0
-			tt.setup(&hw.regs, &hw.sregs, ram, &hw.fpu)
+			hw.xsave.Region[6] = 0x1fa0 // MXCSR, with XSTATE_BV saying SSE is initial
+			hw.xsave.Region[7] = 0xffff // MXCSR_MASK
+			tt.setup(&hw.regs, &hw.sregs, ram, &hw.xsave)
 			if got, err := v.Run(context.Background()); err != nil || got != StopHalt {
 				t.Fatalf("Run() = %v, %v, want halt after the fixup", got, err)
 			}
-			if hw.fpu.MXCSR != tt.mxcsr || hw.regs.RIP != tt.rip {
-				t.Errorf("after % x: mxcsr %#x rip %#x, want %#x and %#x", tt.insn, hw.fpu.MXCSR, hw.regs.RIP, tt.mxcsr, tt.rip)
+			if hw.xsave.MXCSR() != tt.mxcsr || hw.regs.RIP != tt.rip {
+				t.Errorf("after % x: mxcsr %#x rip %#x, want %#x and %#x", tt.insn, hw.xsave.MXCSR(), hw.regs.RIP, tt.mxcsr, tt.rip)
+			}
+			if tt.count == "ldmxcsr" && hw.xsave.XStateBV()&kvm.XStateSSE == 0 {
+				t.Errorf("after % x: XSTATE_BV %#x lacks SSE: KVM would load the initial MXCSR", tt.insn, hw.xsave.XStateBV())
 			}
 			if tt.memAt != nil {
 				got := uint32(ram[tt.memAt[0]]) | uint32(ram[tt.memAt[1]])<<8 | uint32(ram[tt.memAt[2]])<<16 | uint32(ram[tt.memAt[3]])<<24

@@ -24,8 +24,8 @@ type Hardware interface {
 	GetSregs(*kvm.Sregs) error
 	GetVCPUEvents(*kvm.VCPUEvents) error
 	SetVCPUEvents(*kvm.VCPUEvents) error
-	GetFPU(*kvm.FPU) error // the fixups of ldmxcsr and stmxcsr
-	SetFPU(*kvm.FPU) error
+	GetXSAVE(*kvm.XSAVE) error // the fixups of ldmxcsr and stmxcsr
+	SetXSAVE(*kvm.XSAVE) error
 }
 
 // Observer sees every exit before it is handled, on the vCPU's own thread.
