@@ -129,6 +129,10 @@ func TestQEMUPVH(t *testing.T) {
 			[]string{"pio done n=5000"}, ""},
 		{"mmio", qemuRun{append: "mode=mmio n=5000"}, QEMUExitCode(ExitOK),
 			[]string{"mmio done n=5000"}, ""},
+		{"cpuid", qemuRun{append: "mode=cpuid"}, QEMUExitCode(ExitOK),
+			[]string{"cpuid ring0 00000001.00 eax=", "cpuid ring3 00000001.00 eax=", "cpuid ring3 40000000.00 eax=", "cpuid done"}, "CHECK FAILED"},
+		{"mxcsr", qemuRun{append: "mode=mxcsr"}, QEMUExitCode(ExitOK),
+			[]string{"mxcsr reserved bit: ", "mxcsr ok"}, "CHECK FAILED"},
 		{"bad mode", qemuRun{append: "mode=nosuch"}, QEMUExitCode(ExitCheckFailed),
 			[]string{"CHECK FAILED: unknown mode="}, ""},
 		{"spin", qemuRun{append: "mode=spin", timeout: 3 * time.Second}, -1, // killed by us

@@ -3,9 +3,11 @@ package testguest
 import (
 	"debug/elf"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -147,4 +149,25 @@ func findXenNote(b []byte, typ uint32) uint64 {
 		b = desc[(descsz+3)&^3:]
 	}
 	return 0
+}
+
+func TestParseCPUID(t *testing.T) {
+	var out strings.Builder
+	for i, p := range CPUIDProbes {
+		fmt.Fprintf(&out, "cpuid ring0 %08x.%02x eax=%08x ebx=00000002 ecx=00000003 edx=00000004\r\n", p.Leaf, p.Subleaf, i)
+		fmt.Fprintf(&out, "cpuid ring3 %08x.%02x eax=%08x ebx=00000002 ecx=00000003 edx=ffffffff\n", p.Leaf, p.Subleaf, i)
+	}
+	r0, r3, err := ParseCPUID(strings.ReplaceAll(out.String(), "\r", ""))
+	if err != nil {
+		t.Fatalf("ParseCPUID() = %v", err)
+	}
+	if got, want := r0[CPUIDLeaf{7, 1}], (CPUIDRegs{2, 2, 3, 4}); got != want {
+		t.Errorf("ParseCPUID() ring 0 leaf 7.1 = %+v, want %+v", got, want)
+	}
+	if got, want := r3[CPUIDLeaf{0x4000_0000, 0}], (CPUIDRegs{6, 2, 3, 0xffff_ffff}); got != want {
+		t.Errorf("ParseCPUID() ring 3 leaf 0x40000000 = %+v, want %+v", got, want)
+	}
+	if _, _, err := ParseCPUID("cpuid ring0 00000001.00 eax=00000000 ebx=00000000 ecx=00000000 edx=00000000\n"); err == nil {
+		t.Error("ParseCPUID(one line) = nil error, want one naming the missing leaves")
+	}
 }

@@ -186,6 +186,12 @@ void trap(struct trap_frame *f)
 	if (f->vector == 6 && f->cs == USER_CS &&
 	    f->rip == (u64)user_finish_ud2)
 		user_call_return();
+	/* mode=mxcsr: ldmxcsr of a reserved bit raised #GP, as it must;
+	 * resume where ldmxcsr_try returns 1. */
+	if (f->vector == 13 && f->rip == (u64)ldmxcsr_try_insn) {
+		f->rip = (u64)ldmxcsr_try_fault;
+		return;
+	}
 	/* mode=int3: the VMM delivered #BP; RIP is already past the int3. */
 	if (f->vector == 3 && expect_breakpoint) {
 		expect_breakpoint = 0;

@@ -159,6 +159,20 @@ user_call_return:			/* called from trap(), on the trap stack */
 	ret				/* returns from user_call */
 
 /* ------------------------------------------------------------------------
+ * ldmxcsr_try(p): ldmxcsr (%rdi); return 0. If it raises #GP (a reserved
+ * MXCSR bit), trap() resumes at ldmxcsr_try_fault, which returns 1.
+ */
+	.globl ldmxcsr_try, ldmxcsr_try_insn, ldmxcsr_try_fault
+ldmxcsr_try:
+	xor %eax, %eax
+ldmxcsr_try_insn:
+	ldmxcsr (%rdi)
+	ret
+ldmxcsr_try_fault:
+	mov $1, %eax
+	ret
+
+/* ------------------------------------------------------------------------
  * Exception and interrupt stubs: one 16-byte stub per vector, so the IDT
  * entry for vector v points to trap_stubs + 16*v. The CPU pushes an error
  * code for some exceptions only; the others push a 0 so every frame looks

@@ -51,6 +51,18 @@
 #define WORK_CHECKSUM 2 /* the compute loop, then "ring3 ok sum=..." */
 #define WORK_MMIO 3     /* count MMIO writes to DEBUG_EXIT_MMIO + 2 */
 #define WORK_SPIN 4     /* loop forever */
+#define WORK_CPUID 5    /* CPUID of each CPUID_PROBES leaf into uargs.cpuid */
+#define WORK_MXCSR 6    /* stmxcsr into sum, then ldmxcsr of count */
+
+/* The CPUID leaves and subleaves mode=cpuid reports (ring 0 and ring 3):
+ * the feature leaves whose bits govmm hides, XSAVE's leaf, and KVM's
+ * hypervisor leaf (which shows whether CPUID reaches the VMM's table). */
+#define CPUID_PROBES                                                        \
+	{                                                                   \
+		{0x1, 0}, {0x7, 0}, {0x7, 1}, {0xd, 0}, {0xd, 1},           \
+		    {0x80000001, 0}, {0x40000000, 0}                        \
+	}
+#define N_CPUID_PROBES 7
 
 #define USER_STACK_SIZE 8192
 
@@ -71,8 +83,9 @@ struct user_args {
 	u64 count;    /* bytes (FNV), loops (CHECKSUM), writes (MMIO) */
 	u64 use_mmio; /* 1: ring 3 prints and exits through MMIO (govmm) */
 	u64 done;     /* set by ring 3 when the work is finished */
-	u32 sum;      /* result of WORK_FNV and WORK_CHECKSUM */
+	u32 sum;      /* result of WORK_FNV, WORK_CHECKSUM and WORK_MXCSR */
 	u32 status;   /* exit status ring 3 writes to DEBUG_EXIT_MMIO */
+	u32 cpuid[N_CPUID_PROBES][4]; /* WORK_CPUID: eax, ebx, ecx, edx */
 };
 
 /* user.c (ring 3) */

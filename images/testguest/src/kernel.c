@@ -145,7 +145,7 @@ static u64 arg_number(const char *key, int base, u64 def)
 /* ---- ring 3 ------------------------------------------------------------------ */
 
 /* Run one piece of work in ring 3 and come back (user.c, user_call). */
-static void run_ring3(u64 work, u64 addr, u64 count)
+void run_ring3(u64 work, u64 addr, u64 count)
 {
 	uargs.work = work;
 	uargs.addr = addr;
@@ -291,6 +291,10 @@ void kmain(u64 boot, u64 info)
 	} else if (is_word(mode, "spin")) {
 		puts("spin: ring 3 loops forever\n");
 		run_ring3(WORK_SPIN, 0, 0);
+	} else if (is_word(mode, "cpuid")) {
+		mode_cpuid();
+	} else if (is_word(mode, "mxcsr")) {
+		mode_mxcsr((int)boot);
 	}
-	fail("unknown mode= (want check, triple, pio, mmio, int3 or spin)");
+	fail("unknown mode= (want check, triple, pio, mmio, int3, spin, cpuid or mxcsr)");
 }

@@ -31,4 +31,16 @@ void triple_fault(void) __attribute__((noreturn));
 void trap(struct trap_frame *f);
 extern int expect_breakpoint;
 
+/* kernel.c */
+void run_ring3(u64 work, u64 addr, u64 count);
+
+/* probe.c */
+void mode_cpuid(void) __attribute__((noreturn));
+void mode_mxcsr(int boot) __attribute__((noreturn)); /* boot: BOOT_LINUX or BOOT_PVH */
+
+/* entry.S: ldmxcsr of *p; returns 1 if it raised #GP (trap() resumes at
+ * ldmxcsr_try_fault), 0 if it loaded. */
+int ldmxcsr_try(const u32 *p);
+extern char ldmxcsr_try_insn[], ldmxcsr_try_fault[];
+
 #endif

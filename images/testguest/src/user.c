@@ -74,6 +74,17 @@ static void mmio_putdec(u64 v)
 		mmio_putc(digits[--n]);
 }
 
+/* CPUID in ring 3: on a VMM that traps it (KVM with CPUID faulting, as
+ * PVM does) it answers from the VMM's table, otherwise from the CPU. */
+static void cpuid(u32 leaf, u32 subleaf, u32 r[4])
+{
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(subleaf));
+}
+
+static const u32 cpuid_probes[N_CPUID_PROBES][2] = CPUID_PROBES;
+
 /* Entered by iretq from user_call (entry.S), with uargs filled in. */
 void user_main(void)
 {
@@ -100,15 +111,30 @@ void user_main(void)
 		}
 		break;
 	}
+	case WORK_CPUID:
+		for (int i = 0; i < N_CPUID_PROBES; i++)
+			cpuid(cpuid_probes[i][0], cpuid_probes[i][1], uargs.cpuid[i]);
+		break;
+	case WORK_MXCSR: {
+		/* Ring 3 runs natively on PVM: these never exit to the VMM, so
+		 * they show what the VMM's fixups left in the vCPU. */
+		u32 v;
+		__asm__ volatile("stmxcsr %0" : "=m"(v));
+		uargs.sum = v;
+		v = (u32)uargs.count;
+		__asm__ volatile("ldmxcsr %0" : : "m"(v));
+		break;
+	}
 	case WORK_SPIN:
 		for (;;)
 			__asm__ volatile("pause");
 	}
 	uargs.done = 1;
 	/* The last work ends the VM: write the status to the MMIO debug-exit. */
-	if (uargs.use_mmio && uargs.work != WORK_FNV)
+	if (uargs.use_mmio && (uargs.work == WORK_CHECKSUM || uargs.work == WORK_MMIO))
 		*(volatile u8 *)(u64)DEBUG_EXIT_MMIO = (u8)uargs.status;
-	/* Back to ring 0: on QEMU, after FNV, or if the MMIO write returned. */
+	/* Back to ring 0: on QEMU, after FNV, CPUID and MXCSR, or if the
+	 * MMIO write returned. */
 	user_finish_ud2();
 }
 
