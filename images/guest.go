@@ -2,8 +2,9 @@ package images
 
 import (
 	"context"
-	"encoding/base64"
 	"io"
+
+	"github.com/govmm/govmm/images/agentproto"
 )
 
 // Guest is what the default guest boots.
@@ -29,28 +30,22 @@ func DefaultGuest(ctx context.Context, cacheDir, moduleRoot string, log io.Write
 
 // AgentCommandLine returns the kernel command-line parameters that make the
 // guest agent run cmd with /bin/sh -c, print "GOVMM-AGENT-EXIT <status>" and
-// power off; with shell, it starts an interactive shell on the console
-// before powering off. cmd travels as govmm.cmd=<base64url without padding>
-// (RFC 4648 section 5), so it may hold any bytes. An empty cmd gives just
-// the interactive shell, which is what the agent does with no parameters.
+// end the VM; with shell, it starts an interactive shell on the console
+// first. An empty cmd gives just the interactive shell, which is what the
+// agent does with no parameters. It is agentproto.Encode for these two
+// fields; that package has the rest (the exit device, quiet).
 func AgentCommandLine(cmd string, shell bool) string {
-	var s string
-	if cmd != "" {
-		s = "govmm.cmd=" + base64.RawURLEncoding.EncodeToString([]byte(cmd))
-	}
-	if shell && cmd != "" {
-		s += " govmm.shell=1"
-	}
-	return s
+	return agentproto.Encode(agentproto.Config{Cmd: cmd, Shell: shell})
 }
 
-// Markers the guest agent prints on the console, each on a line of its own.
+// Markers the guest agent prints on the console, each on a line of its own
+// (see package agentproto).
 const (
 	// AgentReady is the first thing the agent prints: user space is up.
-	AgentReady = "GOVMM-AGENT-READY"
+	AgentReady = agentproto.Ready
 	// AgentModule starts each line about a kernel module:
 	// "GOVMM-AGENT-MODULE virtio_net ok" or "... FAILED: <why>".
-	AgentModule = "GOVMM-AGENT-MODULE"
+	AgentModule = agentproto.Module
 	// AgentExit is followed by the exit status of govmm.cmd.
-	AgentExit = "GOVMM-AGENT-EXIT"
+	AgentExit = agentproto.Exit
 )

@@ -30,9 +30,17 @@ const modulePath = "github.com/govmm/govmm"
 // tree and takes any other path ("github.com/govmm/govmm/...") for the standard library.
 const AgentPackage = modulePath + "/images/agent"
 
-// agentSources are the folders, relative to the module root, whose Go files
-// go into the agent; a change to any of them changes the initrd's cache key.
-var agentSources = []string{"images/agent"}
+// agentSources are the folders, relative to the module root, of every
+// project package compiled into the initrd's one binary: the agent, the
+// packages it imports, and govmm's own commands in DefaultCommands. A
+// change to any of their Go files changes the initrd's cache key;
+// TestAgentSourcesCoverImports checks the list against the imports.
+var agentSources = []string{
+	"images/agent",
+	"images/agentproto",
+	"images/moddep",
+	"images/cmds/sha256sum",
+}
 
 // DefaultCommands are the commands in the default initrd, besides the
 // agent: u-root's init, its shell (gosh, /bin/sh) and a core set of tools

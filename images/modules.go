@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/govmm/govmm/images/moddep"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -73,47 +74,18 @@ func CollectModules(modulesDir string, names []string) ([]Module, error) {
 
 // ModulesDep returns the modules.dep file (modules.dep(5)) for mods: a line
 // per module, sorted by path, with the paths of all the modules it needs,
-// directly or not. The agent reads it to order its init_module calls.
+// directly or not. The agent reads it to order its init_module calls; both
+// sides use package moddep.
 func ModulesDep(mods []Module) ([]byte, error) {
-	byName := map[string]Module{}
-	for _, m := range mods {
-		byName[m.Name] = m
+	entries := make([]moddep.Module, len(mods))
+	for i, m := range mods {
+		entries[i] = moddep.Module{Name: m.Name, Path: m.Path, Depends: m.Depends}
 	}
-	sorted := append([]Module(nil), mods...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
-	var b bytes.Buffer
-	for _, m := range sorted {
-		seen := map[string]bool{}
-		var all []string
-		var walk func(names []string) error
-		walk = func(names []string) error {
-			for _, n := range names {
-				if seen[n] {
-					continue
-				}
-				seen[n] = true
-				dep, ok := byName[n]
-				if !ok {
-					return fmt.Errorf("module %s needs %s, which is not in the set: collect modules with CollectModules", m.Name, n)
-				}
-				all = append(all, dep.Path)
-				if err := walk(dep.Depends); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if err := walk(m.Depends); err != nil {
-			return nil, err
-		}
-		sort.Strings(all)
-		b.WriteString(m.Path + ":")
-		for _, p := range all {
-			b.WriteString(" " + p)
-		}
-		b.WriteString("\n")
+	d, err := moddep.Build(entries)
+	if err != nil {
+		return nil, err
 	}
-	return b.Bytes(), nil
+	return d.Format(), nil
 }
 
 // indexModules maps module names to their paths relative to modulesDir.

@@ -7,15 +7,19 @@
 //     ("GOVMM-AGENT-MODULE virtio_net ok", "... FAILED: <why>"), going on
 //     past failures;
 //  3. if the kernel command line has govmm.cmd=<base64url of a shell
-//     command>, runs that command with /bin/sh -c and prints
-//     "GOVMM-AGENT-EXIT <status>"; then, if the command line also has
+//     command>, prints the GOVMM-AGENT-START line, runs that command with
+//     /bin/sh -c (its standard input is /dev/null, its output the console,
+//     which passes its bytes as they are), and prints
+//     "\x1eGOVMM-AGENT-EXIT <status>"; then, if the command line also has
 //     govmm.shell=1, starts an interactive shell on the console;
 //     with no govmm.cmd, it starts the interactive shell;
-//  4. syncs and powers the machine off.
+//  4. syncs, waits for the console to send everything, and ends the VM:
+//     with govmm.exit=mmio:0xADDR, by writing the command's status (0
+//     without a command) to the debug-exit device there, so govmm exits
+//     with it; otherwise, or if that write fails, with a reset.
 //
-// govmm.cmd is base64 with the URL alphabet (RFC 4648 section 5), padding
-// optional, so any command (spaces, quotes, newlines) fits in one kernel
-// parameter; images.AgentCommandLine makes it.
+// The parameters, markers and their formats are in package agentproto,
+// which govmm uses too.
 package main
 
 import (
@@ -23,21 +27,15 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// Markers a host reads off the serial console.
-const (
-	readyMarker = "GOVMM-AGENT-READY"
-	exitMarker  = "GOVMM-AGENT-EXIT"
+	"github.com/govmm/govmm/images/agentproto"
 )
 
 func main() {
 	if os.Getppid() != 1 {
-		fmt.Fprintln(os.Stderr, "govmm agent: not started by init; it powers the machine off, so it only runs as the guest's uinit")
+		fmt.Fprintln(os.Stderr, "govmm agent: not started by init; it ends the machine, so it only runs as the guest's uinit")
 		os.Exit(2)
 	}
 	// Talk to the console itself rather than through whatever standard
@@ -48,8 +46,8 @@ func main() {
 		con = f
 		logKernel("stdout is %s; using /dev/console", fdTarget(1))
 	}
-	run(con, con)
-	powerOff(con)
+	cfg, status := run(con)
+	endVM(con, cfg.ExitMMIO, status)
 }
 
 // fdTarget names what a file descriptor of this process is open on.
@@ -61,119 +59,55 @@ func fdTarget(fd int) string {
 	return t
 }
 
-// run does everything but the power-off. Commands and the shell get con as
-// their terminal.
-func run(out io.Writer, con *os.File) {
-	fmt.Fprintln(out, readyMarker)
-
-	var uts unix.Utsname
-	if err := unix.Uname(&uts); err != nil {
-		fmt.Fprintf(out, "govmm agent: uname: %v; no kernel modules loaded\n", err)
-	} else {
-		release := unix.ByteSliceToString(uts.Release[:])
-		loadModules(out, "/lib/modules/"+release, initModule)
-	}
-
-	cmdline, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		fmt.Fprintf(out, "govmm agent: read kernel command line: %v\n", err)
-	}
-	cfg, err := parseConfig(string(cmdline))
-	if err != nil {
-		fmt.Fprintf(out, "govmm agent: %v\n", err)
-		fmt.Fprintf(out, "%s %d\n", exitMarker, statusBadCommandLine)
-		return
-	}
-	if cfg.Cmd != "" {
-		status := runCommand(cfg.Cmd, con, out)
-		fmt.Fprintf(out, "%s %d\n", exitMarker, status)
-		if !cfg.Shell {
-			return
-		}
-	}
-	shell := exec.Command("/bin/sh")
-	shell.Stdin, shell.Stdout, shell.Stderr = con, con, con
-	if err := shell.Run(); err != nil {
-		fmt.Fprintf(out, "govmm agent: shell: %v\n", err)
-	}
-}
-
 // Statuses the agent reports itself, as shells do.
 const (
 	statusBadCommandLine = 2
 	statusCannotRun      = 127
 )
 
-// runCommand runs cmd through the shell on the console and returns its exit
-// status: 128+n if signal n killed it, 127 if it could not start.
-func runCommand(cmd string, con *os.File, out io.Writer) int {
-	c := exec.Command("/bin/sh", "-c", cmd)
-	c.Stdin, c.Stdout, c.Stderr = con, con, con
-	err := c.Run()
-	if err == nil {
-		return 0
+// run does everything before the end: it returns the configuration read
+// from the kernel command line and the status to end the VM with.
+func run(con *os.File) (agentproto.Config, int) {
+	fmt.Fprintln(con, agentproto.Ready)
+
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		fmt.Fprintf(con, "govmm agent: uname: %v; no kernel modules loaded\n", err)
+	} else {
+		release := unix.ByteSliceToString(uts.Release[:])
+		loadModules(con, "/lib/modules/"+release, initModule)
 	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
+
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fmt.Fprintf(con, "govmm agent: read kernel command line: %v\n", err)
+	}
+	cfg, err := agentproto.Parse(string(cmdline))
+	if err != nil {
+		fmt.Fprintf(con, "govmm agent: %v\n", err)
+		fmt.Fprint(con, agentproto.ExitLine(statusBadCommandLine))
+		return agentproto.Config{}, statusBadCommandLine
+	}
+	status := 0
+	if cfg.Cmd != "" {
+		status = runCommand(cfg, con)
+		if !cfg.Shell {
+			return cfg, status
 		}
-		return ee.ExitCode()
 	}
-	fmt.Fprintf(out, "govmm agent: run /bin/sh: %v\n", err)
-	return statusCannotRun
+	shell := exec.Command("/bin/sh")
+	shell.Stdin, shell.Stdout, shell.Stderr = con, con, con
+	if err := shell.Run(); err != nil {
+		fmt.Fprintf(con, "govmm agent: shell: %v\n", err)
+	}
+	return cfg, status
 }
 
 func initModule(image []byte) error {
 	return unix.InitModule(image, "")
 }
 
-// powerOff ends the VM. govmm gives the guest no ACPI tables, so Linux has
-// no way to power off: reboot(POWER_OFF) would halt the CPU for ever. A
-// restart goes through the i8042 reset line (the kernel command line's
-// reboot=k), and govmm ends the VM, with status 0, when the guest resets.
-func powerOff(out *os.File) {
-	unix.Sync()
-	fmt.Fprintln(out, "govmm agent: ending the VM (reset)")
-	// The serial driver sends what was written a byte at a time; a reset
-	// now would drop the rest. Wait until the console has sent it all.
-	drainConsole(out)
-	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {
-		fmt.Fprintf(out, "govmm agent: reset: %v\n", err)
-	}
+// say writes an agent message line to w.
+func say(w io.Writer, format string, a ...any) {
+	fmt.Fprintf(w, "govmm agent: "+format+"\n", a...)
 }
-
-// drainConsole waits, for at most drainLimit, until the console's output
-// queue is empty, and says in the kernel log if it is not.
-func drainConsole(con *os.File) {
-	start := time.Now()
-	for {
-		n, err := unix.IoctlGetInt(int(con.Fd()), unix.TIOCOUTQ)
-		if err != nil {
-			logKernel("TIOCOUTQ on %s: %v", con.Name(), err)
-			return
-		}
-		if n == 0 {
-			logKernel("console drained after %v", time.Since(start))
-			return
-		}
-		if time.Since(start) > drainLimit {
-			logKernel("console still has %d bytes queued after %v; ending anyway", n, drainLimit)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// logKernel writes a line to the kernel log, which reaches the console
-// synchronously.
-func logKernel(format string, a ...any) {
-	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "govmm agent: "+format+"\n", a...)
-}
-
-// drainLimit bounds how long the agent waits for the console.
-const drainLimit = 10 * time.Second

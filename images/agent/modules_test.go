@@ -10,7 +10,23 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/govmm/govmm/images/moddep"
 )
+
+// debianVirtio is modules.dep as images.ModulesDep writes it for the virtio
+// modules of Debian 12's cloud kernel (6.1.0-56-cloud-amd64).
+const debianVirtio = `kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko kernel/net/core/failover.ko
+kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
+kernel/drivers/virtio/virtio_pci_modern_dev.ko:
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/net/core/failover.ko:
+`
 
 // writeModules lays out a fake /lib/modules/<release> directory: modules.dep
 // and, for each module path, a file whose content is its path.
@@ -20,7 +36,7 @@ func writeModules(t *testing.T, dep string) string {
 	if err := os.WriteFile(filepath.Join(dir, "modules.dep"), []byte(dep), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err := parseDep(strings.NewReader(dep))
+	d, err := moddep.Parse(strings.NewReader(dep))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +70,14 @@ func TestLoadModules(t *testing.T) {
 	if loaded != 9 || failed != 1 {
 		t.Errorf("loadModules() = %d loaded, %d failed, want 9, 1; output:\n%s", loaded, failed, out.String())
 	}
-	d, _ := parseDep(strings.NewReader(debianVirtio))
-	want, _ := d.loadOrder()
+	d, err := moddep.Parse(strings.NewReader(debianVirtio))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := d.LoadOrder()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if fmt.Sprint(loadedImages) != fmt.Sprint(want) {
 		t.Errorf("loadModules() loaded %q, want %q", loadedImages, want)
 	}

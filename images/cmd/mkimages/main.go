@@ -1,6 +1,7 @@
 // Command mkimages makes the default govmm guest: it fetches Debian 12's cloud
 // kernel (or takes the one given) and builds the initrd with u-root around
-// the guest agent, into a cache directory, and prints their paths:
+// the guest agent, into a cache directory, and prints their paths in the
+// images.env format (package images/imagesenv), which `make images` saves:
 //
 //	kernel=/repo/.cache/debian-kernel/6.1.192-2/boot/vmlinuz-6.1.0-56-cloud-amd64
 //	release=6.1.0-56-cloud-amd64
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 
 	"github.com/govmm/govmm/images"
+	"github.com/govmm/govmm/images/imagesenv"
 )
 
 func main() {
@@ -66,8 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "kernel=%s\nrelease=%s\ninitrd=%s\n", g.Kernel.Vmlinuz, g.Kernel.Release, g.Initrd)
-	return nil
+	return imagesenv.Write(stdout, imagesenv.Guest{Kernel: g.Kernel.Vmlinuz, Release: g.Kernel.Release, Initrd: g.Initrd})
 }
 
 func userGuest(ctx context.Context, kernel, modules, cache, root string, log io.Writer) (images.Guest, error) {
