@@ -34,9 +34,10 @@ type Machine struct {
 
 // ending is how the VM was asked to stop from a device.
 type ending struct {
-	set    bool
-	reason vcpu.StopReason
-	status int
+	set       bool
+	reason    vcpu.StopReason
+	status    int
+	debugExit bool // status came from the debug-exit device
 }
 
 // New builds a VM from c: opens KVM, maps RAM, creates the devices, loads

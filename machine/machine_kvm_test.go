@@ -83,8 +83,8 @@ func TestTestGuestBoots(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run() = %v\nserial:\n%s\nlog:\n%s", err, serial, log)
 			}
-			if res.Reason != vcpu.StopPowerOff || res.Status != testguest.ExitOK {
-				t.Errorf("Run() = %+v, want power off with status 0\nserial:\n%s", res, serial)
+			if res.Reason != vcpu.StopPowerOff || res.Status != testguest.ExitOK || !res.DebugExit {
+				t.Errorf("Run() = %+v, want power off with status 0 through the debug-exit device\nserial:\n%s", res, serial)
 			}
 			for _, want := range []string{
 				"cmdline=" + cmdline + "\n",

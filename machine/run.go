@@ -16,18 +16,22 @@ type Result struct {
 	// Status is the exit status the guest asked for: its byte written to
 	// the debug-exit device, 0 for a power off or reset.
 	Status int
+	// DebugExit says the guest ended the VM by writing Status to the
+	// debug-exit device, rather than by a reset or power off that carry
+	// no status.
+	DebugExit bool
 }
 
 // powerOff is the debug-exit device's callback: the guest ends the VM with
 // a status.
-func (m *Machine) powerOff(status int) { m.finish(vcpu.StopPowerOff, status) }
+func (m *Machine) powerOff(status int) { m.finish(vcpu.StopPowerOff, status, true) }
 
 // reset is the i8042's reset line. govmm ends the VM instead of rebooting.
-func (m *Machine) reset() { m.finish(vcpu.StopReset, 0) }
+func (m *Machine) reset() { m.finish(vcpu.StopReset, 0, false) }
 
 // finish records the first request to end the VM and stops every vCPU.
-func (m *Machine) finish(reason vcpu.StopReason, status int) {
-	m.endOnce.Do(func() { m.end = ending{set: true, reason: reason, status: status} })
+func (m *Machine) finish(reason vcpu.StopReason, status int, debugExit bool) {
+	m.endOnce.Do(func() { m.end = ending{set: true, reason: reason, status: status, debugExit: debugExit} })
 	for _, v := range m.vcpus {
 		v.Stop()
 	}
@@ -81,7 +85,7 @@ func (m *Machine) Run(ctx context.Context) (Result, error) {
 	}
 	m.report()
 	if m.end.set {
-		return Result{Reason: m.end.reason, Status: m.end.status}, nil
+		return Result{Reason: m.end.reason, Status: m.end.status, DebugExit: m.end.debugExit}, nil
 	}
 	if len(errs) > 0 {
 		return Result{}, errors.Join(errs...)
