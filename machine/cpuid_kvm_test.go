@@ -49,9 +49,10 @@ func bit(r testguest.CPUIDRegs, b vcpu.CPUIDBit) bool {
 // On hosts with hardware virtualization KVM keeps the table as set: no
 // hidden feature is visible. On PVM hosts (measured 2026-11-29, kernel
 // 6.18) kvm_pvm rewrites leaves 1, 7 and 0xD with host bits, and the guest
-// sees 24 of the 35 hidden features (movbe, popcnt, aes, xsave, avx,
-// f16c, rdrand, fma, fsgsbase, avx2, bmi1, smep, bmi2, rtm, avx512f,
-// rdseed, adx, smap, clflushopt, clwb, sha_ni, umip, movdiri, movdir64b);
+// sees 28 of the 39 hidden features (pclmulqdq, ssse3, sse4_1, sse4_2,
+// movbe, popcnt, aes, xsave, avx, f16c, rdrand, fma, fsgsbase, avx2, bmi1,
+// smep, bmi2, rtm, avx512f, rdseed, adx, smap, clflushopt, clwb, sha_ni,
+// umip, movdiri, movdir64b);
 // leaf 0x80000001 keeps its hiding (abm, rdtscp), and ring 3's CPUID is
 // trapped too (it sees KVM's leaf 0x40000000).
 func TestGuestSeesReadBackCPUID(t *testing.T) {

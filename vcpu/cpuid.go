@@ -40,8 +40,19 @@ type CPUIDBit struct {
 // ring-0 code is emulated, so hiding them keeps the guest alive. On PVM
 // hosts KVM does not keep all of these hidden (see StillVisible), so the
 // machine package also turns them off on a Linux guest's command line.
+//
+// The SIMD extensions past SSE2 (ssse3, sse4_1, sse4_2, pclmulqdq, aes,
+// sha_ni, and avx with xsave) are here because Linux runs them in ring 0
+// between kernel_fpu_begin and kernel_fpu_end (blake2s for the random pool
+// with SSSE3, crc32c with SSE4.2, ...), and KVM's emulator fails on them:
+// Debian's cloud kernel stopped on blake2s_compress_ssse3's movd xmm15,
+// ecx. SSE and SSE2 are part of x86-64 and cannot go.
 var PVMHidden = []CPUIDBit{
+	{"pclmulqdq", leafFeatures, 0, 'c', 1, ""},
+	{"ssse3", leafFeatures, 0, 'c', 9, ""},
 	{"cx16", leafFeatures, 0, 'c', 13, ""}, // cmpxchg16b
+	{"sse4_1", leafFeatures, 0, 'c', 19, ""},
+	{"sse4_2", leafFeatures, 0, 'c', 20, ""},
 	{"movbe", leafFeatures, 0, 'c', 22, ""},
 	{"popcnt", leafFeatures, 0, 'c', 23, ""},
 	{"aes", leafFeatures, 0, 'c', 25, ""},

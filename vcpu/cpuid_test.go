@@ -86,7 +86,7 @@ func TestStillVisible(t *testing.T) {
 		hidden []CPUIDBit
 		want   string
 	}{
-		{"PVM host", pvm, PVMHidden, "cx16,movbe,popcnt,aes,xsave,avx,f16c,rdrand,fma,fsgsbase,avx2,bmi1,smep,bmi2,rtm,avx512f,rdseed,adx,smap,clflushopt,clwb,sha_ni,umip,movdiri,movdir64b"},
+		{"PVM host", pvm, PVMHidden, "pclmulqdq,ssse3,cx16,sse4_1,sse4_2,movbe,popcnt,aes,xsave,avx,f16c,rdrand,fma,fsgsbase,avx2,bmi1,smep,bmi2,rtm,avx512f,rdseed,adx,smap,clflushopt,clwb,sha_ni,umip,movdiri,movdir64b"},
 		{"hiding kept", BuildCPUID(pvm, CPUIDOptions{Hide: PVMHidden}), PVMHidden, ""},
 		{"nothing hidden", pvm, nil, ""},
 		{"leaf missing reads as zero", pvm, []CPUIDBit{{"x", 0xD, 1, 'a', 0, ""}}, ""},
