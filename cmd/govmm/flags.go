@@ -34,21 +34,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := pflag.NewFlagSet("govmm", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	var mem, boot, hide string
+	var v vmFlagValues
 	fs.StringVar(&o.kernel, "kernel", "", "the guest kernel: a Linux bzImage or an uncompressed ELF vmlinux (required)")
 	fs.StringVar(&o.initrd, "initrd", "", "an initial ramdisk to load for the kernel")
 	fs.StringVar(&o.cmdline, "append", defaultCmdline, "the kernel command line")
-	fs.StringVar(&mem, "mem", "512M", "guest RAM: a number with K, M, G or T (binary units); a bare number is MiB")
-	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
-	fs.StringVar(&boot, "boot", "auto", "how to start a bzImage: fast (decompress it in the VMM and boot the ELF inside, cached), bzimage (let the kernel decompress itself), auto (fast, falling back to bzimage)")
+	addVMFlags(fs, o, &v)
 	fs.StringVar(&o.serial, "serial", "stdio", "where the serial console goes: stdio (the terminal, raw, Ctrl-A x quits), file:PATH (output only), none")
-	fs.StringVar(&o.kvmPath, "kvm", "/dev/kvm", "the KVM device")
-	fs.StringVar(&o.cacheDir, "cache", defaultCacheDir(), "cache folder for decompressed kernels")
-	fs.StringVar(&hide, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print what the VMM does: boot path, layout, exit counts, fixups")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: govmm -kernel FILE [-initrd FILE] [-mem SIZE] [-cpus N] [-append CMDLINE] [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: govmm -kernel FILE [-initrd FILE] [-mem SIZE] [-cpus N] [-append CMDLINE] [flags]\n"+
+			"       govmm exec [flags] -- CMD...   (run CMD in the default Linux guest; see govmm exec -h)\n\n"+
 			"Runs one virtual machine on KVM. Exit status: 0 when the guest powers off or\n"+
 			"resets, the guest's status when it writes one to the debug-exit port (0xf4),\n"+
 			"1 with a one-line reason on any error.\n\nFlags (one dash or two):\n")
@@ -70,23 +66,45 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.kernel == "" {
 		return nil, fmt.Errorf("no kernel: give one with -kernel FILE (a bzImage or an ELF vmlinux)")
 	}
-	var err error
-	if o.mem, err = parseSize(mem); err != nil {
-		return nil, fmt.Errorf("-mem: %w", err)
-	}
-	if o.cpus < 1 || o.cpus > 255 {
-		return nil, fmt.Errorf("-cpus %d: give between 1 and 255", o.cpus)
-	}
-	if o.boot, err = machine.ParseBootPath(boot); err != nil {
-		return nil, fmt.Errorf("-boot: %w", err)
-	}
-	if o.hide, err = machine.ParseHideMode(hide); err != nil {
-		return nil, fmt.Errorf("-hide-cpuid: %w", err)
+	if err := v.apply(o); err != nil {
+		return nil, err
 	}
 	if o.serial != "stdio" && o.serial != "none" && !strings.HasPrefix(o.serial, "file:") {
 		return nil, fmt.Errorf("-serial %q: give stdio, none or file:PATH", o.serial)
 	}
 	return o, nil
+}
+
+// vmFlagValues are the shared flags' raw words, checked by apply.
+type vmFlagValues struct{ mem, boot, hide string }
+
+// addVMFlags adds the flags govmm and govmm exec share: the machine's
+// size, boot path, KVM device, cache and CPUID hiding.
+func addVMFlags(fs *pflag.FlagSet, o *options, v *vmFlagValues) {
+	fs.StringVar(&v.mem, "mem", "512M", "guest RAM: a number with K, M, G or T (binary units); a bare number is MiB")
+	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
+	fs.StringVar(&v.boot, "boot", "auto", "how to start a bzImage: fast (decompress it in the VMM and boot the ELF inside, cached), bzimage (let the kernel decompress itself), auto (fast, falling back to bzimage)")
+	fs.StringVar(&o.kvmPath, "kvm", "/dev/kvm", "the KVM device")
+	fs.StringVar(&o.cacheDir, "cache", defaultCacheDir(), "cache folder for decompressed kernels")
+	fs.StringVar(&v.hide, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
+}
+
+// apply checks the shared flags' words and puts their values in o.
+func (v *vmFlagValues) apply(o *options) error {
+	var err error
+	if o.mem, err = parseSize(v.mem); err != nil {
+		return fmt.Errorf("-mem: %w", err)
+	}
+	if o.cpus < 1 || o.cpus > 255 {
+		return fmt.Errorf("-cpus %d: give between 1 and 255", o.cpus)
+	}
+	if o.boot, err = machine.ParseBootPath(v.boot); err != nil {
+		return fmt.Errorf("-boot: %w", err)
+	}
+	if o.hide, err = machine.ParseHideMode(v.hide); err != nil {
+		return fmt.Errorf("-hide-cpuid: %w", err)
+	}
+	return nil
 }
 
 // longDashes rewrites -name and -name=value into --name forms for every

@@ -1,8 +1,9 @@
 // Command govmm runs one virtual machine on Linux KVM.
 //
 //	govmm -kernel bzImage -initrd initrd.cpio -mem 512M -append "console=ttyS0"
+//	govmm exec -- 'make -C /src test'   (a command in the default Linux guest)
 //
-// Long flags take one dash or two. See -h for all of them.
+// Long flags take one dash or two. See -h and exec -h for all of them.
 package main
 
 import (
@@ -11,12 +12,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background())
 	status, err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
@@ -36,8 +35,11 @@ var errUsage = errors.New("usage")
 // run parses args, builds the VM and runs it. It returns the process exit
 // status: 0 when the guest powers off or resets, the guest's own status
 // when it ends through the debug-exit device, non-zero with an error
-// otherwise.
+// otherwise. "govmm exec ..." goes to runExec, with statuses of its own.
 func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && args[0] == "exec" {
+		return runExec(ctx, args[1:], stdout, stderr, detectHost)
+	}
 	opts, err := parseFlags(args, stderr)
 	if err != nil {
 		return 2, err
