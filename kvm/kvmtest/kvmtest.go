@@ -56,12 +56,6 @@ func CacheDir() string {
 	return filepath.Join(os.TempDir(), "govmm-test-cache")
 }
 
-// Emulated reports whether this KVM is testvm's: nested inside a machine
-// that QEMU emulates in software (GOVMM_IN_TESTVM=1, set by testvm's /init).
-// Everything runs there, slowly; a test whose guest is known to stall
-// there says so and skips.
-func Emulated() bool { return os.Getenv("GOVMM_IN_TESTVM") == "1" }
-
 // DeferLinuxEnv names the file where a test binary's host run lists the
 // tests it left for the emulated machine (see RequireLinux). testvm-exec
 // sets it on hosts whose KVM cannot run Linux to user space, then runs the
@@ -72,8 +66,10 @@ const DeferLinuxEnv = "GOVMM_DEFER_LINUX_TESTS"
 // space. That needs hardware virtualization (vmx or svm, or testvm's nested
 // SVM): on a PVM host a stock kernel never reaches user space. There, when
 // testvm-exec has set DeferLinuxEnv, the test records its top-level name in
-// that file and skips, and testvm-exec runs it in the emulated machine;
-// without it the test fails under GOVMM_REQUIRE_KVM=1 and skips otherwise.
+// that file and skips, and testvm-exec runs that whole top-level test again
+// in the emulated machine (so call RequireLinux at the top of a top-level
+// test, or its other subtests run twice); without DeferLinuxEnv the test
+// fails under GOVMM_REQUIRE_KVM=1 and skips otherwise.
 func RequireLinux(t testing.TB) kvm.HostKind {
 	t.Helper()
 	host := Require(t)
@@ -89,7 +85,7 @@ func RequireLinux(t testing.TB) kvm.HostKind {
 		t.Skipf("%s: testvm-exec runs it in the emulated machine next", why)
 	}
 	if os.Getenv("GOVMM_REQUIRE_KVM") == "1" {
-		t.Fatalf("%s; run it through testvm-exec (make test), which runs it in the emulated machine", why)
+		t.Fatalf("%s; run it through testvm-exec (make test) without GOVMM_TESTVM=never, which runs it in the emulated machine", why)
 	}
 	t.Skip(why)
 	return host
