@@ -67,7 +67,11 @@ func splitRun(ctx context.Context, args []string, host kvm.HostKind, sigs <-chan
 	if err != nil {
 		return passStatus(hostStatus, 1), err
 	}
-	fmt.Fprintf(stderr, "testvm-exec: %s: %s boot Linux to user space, which this %v host's KVM cannot (no vmx or svm: guest ring 0 is emulated), so they run next inside an emulated AMD SVM machine (QEMU TCG) with nested KVM\n", args[0], names, host)
+	verb, they := "boot", "they run"
+	if len(deferred) == 1 {
+		verb, they = "boots", "it runs"
+	}
+	fmt.Fprintf(stderr, "testvm-exec: %s: %s %s Linux to user space, which this %v host's KVM cannot (no vmx or svm: guest ring 0 is emulated), so %s next inside an emulated AMD SVM machine (QEMU TCG) with nested KVM\n", args[0], names, verb, host, they)
 	vmStatus, err := inVM(ctx, append([]string{args[0]}, vmArgs...), stdout)
 	return passStatus(hostStatus, vmStatus), err
 }

@@ -158,8 +158,8 @@ func TestSplitRun(t *testing.T) {
 	}{
 		{"nothing deferred", "", "0", 0, nil, 0, ""},
 		{"nothing deferred, host fails", "", "1", 0, nil, 1, ""},
-		{"one deferred, both pass", "TestFullBoot", "0", 0, []string{binary, "-test.run=^(TestFullBoot)$", "-test.count=1", "-test.v=true"}, 0, "TestFullBoot boot Linux to user space"},
-		{"two deferred, listed twice", "TestLinux,TestFullBoot,TestLinux", "0", 0, []string{binary, "-test.run=^(TestFullBoot)$|^(TestLinux)$", "-test.count=1", "-test.v=true"}, 0, "TestLinux, TestFullBoot boot"},
+		{"one deferred, both pass", "TestFullBoot", "0", 0, []string{binary, "-test.run=^(TestFullBoot)$", "-test.count=1", "-test.v=true"}, 0, "TestFullBoot boots Linux to user space, which this pvm host's KVM cannot"},
+		{"two deferred, listed twice", "TestLinux,TestFullBoot,TestLinux", "0", 0, []string{binary, "-test.run=^(TestFullBoot)$|^(TestLinux)$", "-test.count=1", "-test.v=true"}, 0, "TestLinux, TestFullBoot boot Linux"},
 		{"vm pass fails", "TestFullBoot", "0", 1, []string{binary, "-test.run=^(TestFullBoot)$", "-test.count=1", "-test.v=true"}, 1, "emulated AMD SVM machine"},
 		{"host pass fails", "TestFullBoot", "2", 0, []string{binary, "-test.run=^(TestFullBoot)$", "-test.count=1", "-test.v=true"}, 2, "pvm host"},
 		{"both fail", "TestFullBoot", "2", 1, []string{binary, "-test.run=^(TestFullBoot)$", "-test.count=1", "-test.v=true"}, 2, ""},
