@@ -25,8 +25,8 @@ type qemuRun struct {
 // gives up on the machine. The console (QEMU's standard output) goes to
 // console; the heartbeat comes through a pipe that QEMU gets as fd 3, and
 // both count as signs of life for the watchdog, which reaches QEMU's
-// monitor through mon.
-func (c Config) runQEMU(ctx context.Context, args []string, console io.Writer, mon machineMonitor) qemuRun {
+// monitor through mon and allows the boot grace on top of its limit.
+func (c Config) runQEMU(ctx context.Context, args []string, console io.Writer, mon machineMonitor, grace time.Duration) qemuRun {
 	qctx, kill := context.WithCancel(ctx)
 	defer kill()
 	cmd := exec.CommandContext(qctx, c.QEMU, args...)
@@ -43,7 +43,7 @@ func (c Config) runQEMU(ctx context.Context, args []string, console io.Writer, m
 	var dog *watchdog
 	alive := func() {}
 	if c.Watchdog > 0 {
-		dog = newWatchdog(c.Watchdog, mon.poke, mon.report, c.logf)
+		dog = newWatchdog(c.Watchdog, grace, mon.poke, mon.report, c.logf)
 		alive = dog.alive
 	}
 	beats := &beatScanner{alive: alive}

@@ -23,13 +23,14 @@
 // any console output are the machine's signs of life, so a program (or an
 // interactive user's idle shell) may print nothing for as long as it
 // likes. When no sign of life comes for half of Config.Watchdog (default
-// 40 s), Run presses a key through QEMU's QMP monitor, a unix socket in its
-// temporary folder, which can wake a machine frozen by QEMU's race, and
-// notes the poke on Config.Log (default standard error), and that the
-// machine woke if it did. When none comes for the whole of it, Run reads
-// the emulated CPUs' registers and local APIC through the monitor, kills
-// QEMU and returns a *StallError (errors.Is(err, ErrStalled)) with them
-// and the guest's last lines.
+// 40 s; more at the start when there are many files to unpack), Run
+// presses a key through QEMU's QMP monitor, a unix socket in its temporary
+// folder, which can wake a machine frozen by QEMU's race, and notes the
+// poke on Config.Log (default standard error), and that the machine woke
+// if it did. When none comes for the whole of it, Run reads the emulated
+// CPUs' registers and local APIC through the monitor, kills QEMU and
+// returns a *StallError (errors.Is(err, ErrStalled)) with them and the
+// guest's last lines.
 package testvm
 
 import (
@@ -74,7 +75,9 @@ type Config struct {
 	// heartbeat, no console output) before Run gives up on it: halfway
 	// through it presses a key through QEMU's monitor, which can wake a
 	// machine frozen by QEMU's race; at the end it reads QEMU's registers,
-	// kills QEMU and returns a *StallError (errors.Is ErrStalled). 0 means
+	// kills QEMU and returns a *StallError (errors.Is ErrStalled). At the
+	// start it allows a second more for each 20 MiB of files, which the
+	// machine's kernel unpacks before /init starts the heartbeat. 0 means
 	// DefaultWatchdog; negative turns the watchdog off.
 	Watchdog time.Duration
 
@@ -160,7 +163,7 @@ func Run(ctx context.Context, c Config) (int, error) {
 		qmp = filepath.Join(tmp, "qmp.sock")
 	}
 	scan := newExitScanner(c.Stdout, start, marker)
-	q := c.runQEMU(ctx, qemuArgs(c, initrd, qmp), scan, machineMonitor{path: qmp, timeout: qmpTimeout})
+	q := c.runQEMU(ctx, qemuArgs(c, initrd, qmp), scan, machineMonitor{path: qmp, timeout: qmpTimeout}, bootGrace(size))
 	scan.flush()
 	return c.result(ctx, scan, q)
 }

@@ -258,25 +258,23 @@ func TestRunWatchdog(t *testing.T) {
 }
 
 // TestRunWatchdogQuietProgram runs a program that prints nothing for
-// longer than the watchdog's limit: the heartbeat alone must keep the
-// watchdog quiet.
+// more than twice the watchdog's limit: the heartbeat alone must keep the
+// watchdog quiet. (A slow boot on a busy host may draw a poke before the
+// program starts; the test only looks at the program's silence.)
 func TestRunWatchdogQuietProgram(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM under TCG: skipped with -short")
 	}
 	c := vmConfig(t)
 	const limit = 6 * time.Second
-	c.Argv = []string{"/bin/sh", "-c", "sleep 14; echo done; exit 3"}
+	c.Argv = []string{"/bin/sh", "-c", "echo start; sleep 14; echo done; exit 3"}
 	c.Watchdog = limit
 	c.Timeout = 5 * time.Minute
-	var out bytes.Buffer
-	log := newWatchedBuffer()
-	c.Stdout, c.Log = &out, log
+	both := newWatchedBuffer() // the program's output and the watchdog's log, in order
+	c.Stdout, c.Log = both, both
 	rc, err := Run(context.Background(), c)
-	if rc != 3 || err != nil || out.String() != "done\n" {
-		t.Errorf("Run(silent for 14 s, watchdog %v) = %d, %v with output %q, want 3, nil, \"done\\n\"", limit, rc, err, out.String())
-	}
-	if log.String() != "" {
-		t.Errorf("the watchdog logged %q, want nothing: the heartbeat shows the machine lives", log.String())
+	_, during, _ := strings.Cut(both.String(), "start\n")
+	if rc != 3 || err != nil || during != "done\n" {
+		t.Errorf("Run(silent for 14 s, watchdog %v) = %d, %v with output and log %q, want 3, nil, and only \"done\" after \"start\"", limit, rc, err, both.String())
 	}
 }

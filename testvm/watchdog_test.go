@@ -125,11 +125,11 @@ type testWatchdog struct {
 	pokeErr error
 }
 
-func startWatchdog(t *testing.T, limit time.Duration, pokeErr error) *testWatchdog {
+func startWatchdog(t *testing.T, limit, grace time.Duration, pokeErr error) *testWatchdog {
 	t.Helper()
 	tw := &testWatchdog{clock: newFakeClock(), pokes: make(chan struct{}, 10), logs: make(chan string, 10),
 		result: make(chan *StallError, 1), done: make(chan struct{}), pokeErr: pokeErr}
-	tw.watchdog = newWatchdog(limit,
+	tw.watchdog = newWatchdog(limit, grace,
 		func() error { tw.pokes <- struct{}{}; return tw.pokeErr },
 		func() string { return "RIP=ffffffff81000000" },
 		func(format string, args ...any) { tw.logs <- fmt.Sprintf(format, args...) })
@@ -162,7 +162,7 @@ func (tw *testWatchdog) end(t *testing.T) *StallError {
 }
 
 func TestWatchdogGivesUp(t *testing.T) {
-	tw := startWatchdog(t, 40*time.Second, nil)
+	tw := startWatchdog(t, 40*time.Second, 0, nil)
 	w := tw.clock.next(t)
 	if w.d != 20*time.Second {
 		t.Errorf("first wait = %v, want half the limit, 20s", w.d)
@@ -181,7 +181,7 @@ func TestWatchdogGivesUp(t *testing.T) {
 }
 
 func TestWatchdogWokenByPoke(t *testing.T) {
-	tw := startWatchdog(t, 40*time.Second, nil)
+	tw := startWatchdog(t, 40*time.Second, 0, nil)
 	w := tw.clock.next(t)
 	tw.clock.advance(5 * time.Second)
 	tw.alive() // not poked: no wake-up, only a later deadline
@@ -208,12 +208,45 @@ func TestWatchdogWokenByPoke(t *testing.T) {
 }
 
 func TestWatchdogPokeFails(t *testing.T) {
-	tw := startWatchdog(t, 2*time.Second, errors.New("no monitor"))
+	tw := startWatchdog(t, 2*time.Second, 0, errors.New("no monitor"))
 	tw.clock.expire(tw.clock.next(t))
 	tw.log(t, "poking it failed: no monitor")
 	tw.clock.expire(tw.clock.next(t))
 	if s := tw.end(t); s == nil || !strings.Contains(s.Poke, "failed (no monitor)") {
 		t.Errorf("run() = %+v, want a stall whose Poke says the poke failed", s)
+	}
+}
+
+// TestWatchdogBootGrace checks that the machine may be silent for the
+// grace on top of the first period before the first poke.
+func TestWatchdogBootGrace(t *testing.T) {
+	tw := startWatchdog(t, 40*time.Second, 30*time.Second, nil)
+	w := tw.clock.next(t)
+	tw.clock.expire(w)
+	w = tw.clock.next(t)
+	if w.d != 30*time.Second || len(tw.pokes) != 0 {
+		t.Errorf("wait at the end of the first period = %v with %d pokes, want the 30s grace and none", w.d, len(tw.pokes))
+	}
+	tw.clock.expire(w)
+	tw.log(t, "pressed shift")
+	tw.clock.next(t)
+	close(tw.done)
+	if s := tw.end(t); s != nil {
+		t.Errorf("run() = %v after done, want nil", s)
+	}
+}
+
+func TestBootGrace(t *testing.T) {
+	tests := []struct {
+		size int64
+		want time.Duration
+	}{
+		{0, 0}, {20 << 20, time.Second}, {365 << 20, 18250 * time.Millisecond}, {2 << 30, 102400 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := bootGrace(tt.size); got != tt.want {
+			t.Errorf("bootGrace(%d) = %v, want %v", tt.size, got, tt.want)
+		}
 	}
 }
 
