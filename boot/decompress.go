@@ -10,7 +10,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
-	"github.com/ulikunitz/xz"
 )
 
 // MaxDecompressed caps the size of a decompressed kernel, so that a hostile
@@ -35,7 +34,8 @@ func Decompress(image []byte) ([]byte, error) {
 }
 
 // DecompressPayload decompresses a bzImage payload of any format Go can
-// read (gzip, xz without BCJ filters, legacy-frame lz4, zstd) and checks
+// read (gzip, xz with or without the x86 BCJ filter, legacy-frame lz4,
+// zstd) and checks
 // that the result is an ELF file. Bytes after the compressed stream are
 // ignored: Linux appends the uncompressed size as 4 little-endian bytes
 // (the Makefile's size_append). Every error wraps ErrNoFastPath.
@@ -86,22 +86,6 @@ func gunzip(p []byte) ([]byte, error) {
 	}
 	zr.Multistream(false) // stop at the end of the member: the size trailer follows
 	return readCapped("gzip", zr)
-}
-
-func unxz(p []byte) ([]byte, error) {
-	if err := checkXZFilters(p); err != nil {
-		return nil, err
-	}
-	// A stream ends with the footer magic "YZ" (section 2.1.2.4); the
-	// decoder rejects anything after it, so drop the size trailer.
-	if n := len(p); n > 6 && !bytes.HasSuffix(p, []byte("YZ")) && bytes.HasSuffix(p[:n-4], []byte("YZ")) {
-		p = p[:n-4]
-	}
-	r, err := xz.ReaderConfig{SingleStream: true}.NewReader(bytes.NewReader(p))
-	if err != nil {
-		return nil, fmt.Errorf("xz: %w", err)
-	}
-	return readCapped("xz", r)
 }
 
 func unzstd(p []byte) ([]byte, error) {
