@@ -113,6 +113,10 @@ const (
 	DefaultCPUs = 1
 )
 
+// maxSocketPath is the longest path a unix socket can have on Linux
+// (sun_path holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
 // markerPrefix starts the lines /init prints before the program starts and
 // after it exits; a random part follows it so that no program output can
 // fake them. It begins with a control byte (ASCII RS) that terminals do not
@@ -161,6 +165,9 @@ func Run(ctx context.Context, c Config) (int, error) {
 	qmp := c.qmpSocket
 	if qmp == "" {
 		qmp = filepath.Join(tmp, "qmp.sock")
+	}
+	if len(qmp) > maxSocketPath {
+		return -1, fmt.Errorf("testvm: the path of QEMU's monitor socket, %s, is longer than a unix socket allows (%d bytes): set TMPDIR to a shorter folder", qmp, maxSocketPath)
 	}
 	scan := newExitScanner(c.Stdout, start, marker)
 	q := c.runQEMU(ctx, qemuArgs(c, initrd, qmp), scan, machineMonitor{path: qmp, timeout: qmpTimeout}, bootGrace(size))

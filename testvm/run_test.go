@@ -106,6 +106,11 @@ func TestRunConfigErrors(t *testing.T) {
 	if _, err := Run(context.Background(), Config{}); err == nil || !strings.Contains(err.Error(), "apt-get install") {
 		t.Errorf("Run(Config{}) error = %v, want one that says what to install", err)
 	}
+	long := ok
+	long.qmpSocket = "/" + strings.Repeat("d", maxSocketPath)
+	if _, err := Run(context.Background(), long); err == nil || !strings.Contains(err.Error(), "set TMPDIR to a shorter folder") {
+		t.Errorf("Run(socket path of %d bytes) error = %v, want one that says to shorten TMPDIR", len(long.qmpSocket), err)
+	}
 	var errNoFile *os.PathError
 	c := ok
 	c.Files = []string{"/no/such/file"}
