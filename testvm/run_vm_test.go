@@ -195,7 +195,7 @@ func TestRunWatchdog(t *testing.T) {
 		t.Skip("boots a VM under TCG: skipped with -short")
 	}
 	c := vmConfig(t)
-	const limit = 10 * time.Second
+	const limit = 16 * time.Second // the poke after 8 s leaves the machine 8 s to beat after cont, 4 times its beat interval
 	c.qmpSocket = filepath.Join(t.TempDir(), "qmp.sock")
 	c.Argv = []string{"/bin/sh", "-c", "echo sleeping; exec sleep 600"}
 	c.Watchdog = limit
