@@ -174,7 +174,11 @@ func execOutcome(o *execOptions, res machine.Result, runErr, cause error, filter
 		return st, nil
 	}
 	showTail(stderr, filter)
-	return statusExecError, fmt.Errorf("exec: the guest ended (%v) %s without the command's exit status: %s", res.Reason, during(phase), likelyCause(phase))
+	why := likelyCause(phase)
+	if p := filter.Panic(); p != "" {
+		why = fmt.Sprintf("the kernel panicked (%q), which resets the guest, as panic=-1 asks", strings.ToValidUTF8(p, "?"))
+	}
+	return statusExecError, fmt.Errorf("exec: the guest ended (%v) %s without the command's exit status: %s", res.Reason, during(phase), why)
 }
 
 // during says when, in the agent's progress, something happened.

@@ -44,7 +44,7 @@ func TestExecDefaultGuest(t *testing.T) {
 		{"a hang stopped by -timeout", []string{"-timeout", "HANG", "--", "echo sleeping; sleep 600"},
 			statusTimedOut, "sleeping\n", "timed out after HANG (-timeout) while the command was running", "  | sleeping\n"},
 		{"a kernel panic", []string{"--", "echo about to crash; echo c > /proc/sysrq-trigger; echo survived"},
-			statusExecError, "about to crash\n", "while the command was running without the command's exit status", "Kernel panic - not syncing"},
+			statusExecError, "about to crash\n", `while the command was running without the command's exit status: the kernel panicked ("Kernel panic - not syncing: sysrq triggered crash")`, "govmm exec: the guest console's last lines:\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -71,7 +71,7 @@ func TestExecOutcome(t *testing.T) {
 		{"debug-exit 0", done(0), machine.Result{Reason: vcpu.StopPowerOff, Status: 0, DebugExit: true}, nil, nil, 0, "", ""},
 		{"reset after the marker", done(7) + "govmm agent: could not end the VM through the debug-exit device\r\n", machine.Result{Reason: vcpu.StopReset}, nil, nil, 7, "", "exit marker"},
 		{"panic while running", running + "Kernel panic - not syncing: sysrq triggered crash\r\n", machine.Result{Reason: vcpu.StopReset}, nil, nil,
-			statusExecError, "while the command was running without the command's exit status", "  | Kernel panic - not syncing: sysrq triggered crash\n"},
+			statusExecError, `while the command was running without the command's exit status: the kernel panicked ("Kernel panic - not syncing: sysrq triggered crash")`, "  | Kernel panic - not syncing: sysrq triggered crash\n"},
 		{"panic at boot", "VFS: Unable to mount root fs\r\n", machine.Result{Reason: vcpu.StopReset}, nil, nil,
 			statusExecError, "before the command started without the command's exit status", "  | VFS: Unable to mount root fs\n"},
 		{"power off with a bad marker", running + "\x1eGOVMM-AGENT-EXIT x\n", machine.Result{Reason: vcpu.StopPowerOff}, nil, nil,

@@ -61,7 +61,11 @@ type Filter struct {
 	tail    [TailLines]string // the console's last lines, a ring
 	tailN   int               // lines ever completed
 	tailCur []byte            // the line being received
+	panic   string            // the first line that says the kernel panicked
 }
+
+// panicMark starts what Linux prints when it panics (kernel/panic.c).
+const panicMark = "Kernel panic - not syncing"
 
 // TailLines is how many of the console's last lines a Filter keeps.
 const TailLines = 20
@@ -208,6 +212,9 @@ func (f *Filter) record(p []byte) {
 	for _, b := range p {
 		switch {
 		case b == '\n':
+			if f.panic == "" && bytes.Contains(f.tailCur, []byte(panicMark)) {
+				f.panic = string(f.tailCur[bytes.Index(f.tailCur, []byte(panicMark)):])
+			}
 			f.tail[f.tailN%TailLines] = string(f.tailCur)
 			f.tailN++
 			f.tailCur = f.tailCur[:0]
@@ -238,6 +245,14 @@ func (f *Filter) Err() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.err
+}
+
+// Panic returns the kernel's panic line ("Kernel panic - not syncing:
+// ...") if the console showed one, else "".
+func (f *Filter) Panic() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.panic
 }
 
 // Tail returns up to n of the console's last lines, oldest first, the

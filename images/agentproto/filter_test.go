@@ -132,6 +132,24 @@ func TestFilterTail(t *testing.T) {
 	}
 }
 
+func TestFilterPanic(t *testing.T) {
+	tests := []struct{ console, want string }{
+		{boot + StartLine() + "[   11.2] sysrq: Trigger a crash\r\n[   11.3] Kernel panic - not syncing: sysrq triggered crash\r\n[   11.4] CPU: 0 PID: 1\r\n",
+			"Kernel panic - not syncing: sysrq triggered crash"},
+		{"[    1.0] Kernel panic - not syncing: VFS: Unable to mount root fs\r\n---[ end Kernel panic - not syncing: VFS ]---\r\n",
+			"Kernel panic - not syncing: VFS: Unable to mount root fs"},
+		{boot + StartLine() + "no panic here\n" + ExitLine(0), ""},
+		{"Kernel panic - not syncing: unfinished line", ""},
+	}
+	for _, tt := range tests {
+		f := NewFilter(&bytes.Buffer{}, nil)
+		feed(t, f, []byte(tt.console), 4)
+		if got := f.Panic(); got != tt.want {
+			t.Errorf("Filter(%q).Panic() = %q, want %q", tt.console, got, tt.want)
+		}
+	}
+}
+
 // reference is what a Filter must make of a whole console, found the
 // simple way: the output runs from just after the first line that is
 // exactly Start (a trailing \r allowed) to the first end-of-output marker
