@@ -75,7 +75,10 @@ func run(ctx context.Context, args []string) (int, error) {
 		defer signal.Stop(sigs)
 		return splitRun(ctx, args, host, sigs, os.Stdout, os.Stderr, runInVM)
 	}
-	fmt.Fprintf(os.Stderr, "testvm-exec: %s: %s (%s), so the tests run inside an emulated AMD SVM machine (QEMU TCG) with nested KVM\n", args[0], why, kvmPath())
+	if why == kvmMissing {
+		why += " (" + kvmPath() + ")"
+	}
+	fmt.Fprintf(os.Stderr, "testvm-exec: %s: %s, so the tests run inside an emulated AMD SVM machine (QEMU TCG) with nested KVM\n", args[0], why)
 	return runInVM(ctx, args, os.Stdout)
 }
 
