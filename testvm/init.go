@@ -93,9 +93,11 @@ func initScript(c Config, start, marker string) (string, error) {
 	for _, a := range c.Argv {
 		cmd = append(cmd, shellQuote(a))
 	}
-	if c.Interactive {
-		p("# Keep this kernel's messages (kvm's notes on the guest) off the user's terminal.")
+	if c.Interactive || c.QuietKernel {
+		p("# Keep this kernel's messages (kvm's notes on the guest) off the program's output.")
 		p("dmesg -n 1")
+	}
+	if c.Interactive {
 		p("%s </dev/console >/dev/console 2>&1", strings.Join(cmd, " "))
 	} else {
 		p("%s </dev/null", strings.Join(cmd, " "))

@@ -49,19 +49,27 @@ func TestInitScript(t *testing.T) {
 }
 
 // TestInitScriptStdio checks where the program's standard streams go: the
-// console, a terminal, in interactive runs; /dev/null for input otherwise.
+// console, a terminal, in interactive runs; /dev/null for input otherwise;
+// and that the machine's kernel messages are kept off the console in
+// interactive and quiet runs only.
 func TestInitScriptStdio(t *testing.T) {
+	const env = "env -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_IN_TESTVM=1' '/p'"
 	tests := []struct {
-		interactive bool
-		want        string
+		interactive, quiet bool
+		want               string
+		wantDmesg          bool
 	}{
-		{false, "'/p' </dev/null\n"},
-		{true, "dmesg -n 1\nenv -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_IN_TESTVM=1' '/p' </dev/console >/dev/console 2>&1\n"},
+		{false, false, env + " </dev/null\n", false},
+		{false, true, "dmesg -n 1\n" + env + " </dev/null\n", true},
+		{true, false, "dmesg -n 1\n" + env + " </dev/console >/dev/console 2>&1\n", true},
 	}
 	for _, tt := range tests {
-		s, err := initScript(Config{Argv: []string{"/p"}, Interactive: tt.interactive}, "S", "E=")
+		s, err := initScript(Config{Argv: []string{"/p"}, Interactive: tt.interactive, QuietKernel: tt.quiet}, "S", "E=")
 		if err != nil || !strings.Contains(s, tt.want) {
-			t.Errorf("initScript(Interactive=%v) = %v, want a line ending %q; script:\n%s", tt.interactive, err, tt.want, s)
+			t.Errorf("initScript(Interactive=%v, QuietKernel=%v) = %v, want a line ending %q; script:\n%s", tt.interactive, tt.quiet, err, tt.want, s)
+		}
+		if got := strings.Contains(s, "dmesg -n 1"); got != tt.wantDmesg {
+			t.Errorf("initScript(Interactive=%v, QuietKernel=%v) lowers the console log level: %v, want %v", tt.interactive, tt.quiet, got, tt.wantDmesg)
 		}
 	}
 }

@@ -102,6 +102,12 @@ type Config struct {
 	// put back however QEMU ends.
 	Interactive bool
 
+	// QuietKernel keeps the emulated machine's own kernel messages (kvm's
+	// notes on the nested guest, like "Unhandled WRMSR") off the console
+	// while the program runs, so that its output is only its own. Always so
+	// when Interactive. testvm-exec leaves them on: they explain failures.
+	QuietKernel bool
+
 	qmpSocket string // where QEMU's monitor listens; default qmp.sock in Run's temporary folder
 }
 
