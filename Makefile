@@ -1,7 +1,9 @@
 # govmm's entry points. See README.md.
 #
-#   make run     build govmm and the default Linux guest, boot it to a shell
-#   make test    what CI runs: vet, unit tests, and the tests that run guests
+#   make run     build govmm and the default Linux guest, boot it to a shell;
+#                make run CMD='...' runs a command in a fresh guest instead
+#   make test    what CI runs: lint, unit tests, the tests that run guests,
+#                and make run CMD=... end to end
 #   make bench   side-by-side measurements (a program, not a test)
 
 GO     ?= go
@@ -19,7 +21,11 @@ export GOVMM_CACHE := $(CACHE)
 # Packages whose tests run guests on KVM.
 KVM_PKGS := ./kvm/... ./machine/... ./cmd/govmm/...
 
-.PHONY: all build deps images guests run test unit kvm-test bench fuzz clean
+# make run's knobs (scripts/run.sh): CMD runs a command instead of a shell,
+# ARGS adds govmm flags, TESTVM=auto|always|never says where govmm runs.
+export CMD ARGS TESTVM
+
+.PHONY: all build deps images guests run run-check test lint unit kvm-test bench fuzz clean
 
 all: build
 
@@ -35,21 +41,31 @@ images:
 	@mkdir -p $(CACHE)
 	$(GO) run ./images/cmd/mkimages -cache $(CACHE) > $(IMAGES).tmp
 	@mv $(IMAGES).tmp $(IMAGES)
-	@cat $(IMAGES)
+	@cat $(IMAGES) >&2
 
 # The project's own test guests (gcc), into the cache.
 guests:
 	$(GO) run ./images/testguest/cmd/mkguests -cache $(CACHE)
 
-# Without /dev/kvm, run.sh runs govmm inside testvm-run's emulated machine.
+# Where the host cannot run Linux to user space (PVM, or no /dev/kvm),
+# run.sh runs govmm inside testvm-run's emulated SVM machine.
 run: build images
-	$(GO) build -o bin/testvm-run ./testvm/cmd/testvm-run
-	./scripts/run.sh $(GOVMM) $(IMAGES) $(MEM) $(CPUS)
+	@$(GO) build -o bin/testvm-run ./testvm/cmd/testvm-run
+	@./scripts/run.sh $(GOVMM) $(IMAGES) $(MEM) $(CPUS)
 
 test: deps images guests
-	$(GO) vet ./...
+	./scripts/lint.sh
 	$(MAKE) unit
 	$(MAKE) kvm-test
+	$(MAKE) run-check
+
+# gofmt, go vet, go mod tidy and staticcheck (pinned in the script).
+lint:
+	./scripts/lint.sh
+
+# make run CMD=... end to end, the way a CI user calls it.
+run-check:
+	./scripts/check-run.sh
 
 # Everything, natively, with the tests that need KVM skipped.
 unit:
