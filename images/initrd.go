@@ -24,10 +24,12 @@ import (
 // modulePath is this repository's Go module path.
 const modulePath = "github.com/govmm/govmm"
 
-// AgentPackage is the guest agent, which runs as u-root's uinit. It may
-// import only the standard library and modules whose path starts with a
-// domain name: u-root's busybox builder copies dependencies into a GOPATH
-// tree and takes any other path ("github.com/govmm/govmm/...") for the standard library.
+// AgentPackage is the guest agent, which runs as u-root's uinit. u-root's
+// busybox builder takes only import paths that start with a domain name
+// for modules (any other it takes for the standard library), which is why
+// govmm's module path is github.com/govmm/govmm: the agent can share
+// packages with the host (agentproto, moddep). Each project folder the
+// agent compiles must be in agentSources.
 const AgentPackage = modulePath + "/images/agent"
 
 // agentSources are the folders, relative to the module root, of every

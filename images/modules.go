@@ -77,15 +77,42 @@ func CollectModules(modulesDir string, names []string) ([]Module, error) {
 // directly or not. The agent reads it to order its init_module calls; both
 // sides use package moddep.
 func ModulesDep(mods []Module) ([]byte, error) {
-	entries := make([]moddep.Module, len(mods))
-	for i, m := range mods {
-		entries[i] = moddep.Module{Name: m.Name, Path: m.Path, Depends: m.Depends}
-	}
-	d, err := moddep.Build(entries)
+	d, err := moddep.Build(depEntries(mods))
 	if err != nil {
 		return nil, err
 	}
 	return d.Format(), nil
+}
+
+// LoadOrder returns mods with each module after those it needs: the order
+// init_module must see them in, the same the agent derives from
+// modules.dep. A missing dependency or a cycle is an error.
+func LoadOrder(mods []Module) ([]Module, error) {
+	d, err := moddep.Build(depEntries(mods))
+	if err != nil {
+		return nil, err
+	}
+	paths, err := d.LoadOrder()
+	if err != nil {
+		return nil, err
+	}
+	byPath := make(map[string]Module, len(mods))
+	for _, m := range mods {
+		byPath[m.Path] = m
+	}
+	out := make([]Module, len(paths))
+	for i, p := range paths {
+		out[i] = byPath[p]
+	}
+	return out, nil
+}
+
+func depEntries(mods []Module) []moddep.Module {
+	entries := make([]moddep.Module, len(mods))
+	for i, m := range mods {
+		entries[i] = moddep.Module{Name: m.Name, Path: m.Path, Depends: m.Depends}
+	}
+	return entries
 }
 
 // indexModules maps module names to their paths relative to modulesDir.
@@ -102,7 +129,7 @@ func indexModules(modulesDir string) (map[string]string, error) {
 		if err != nil {
 			return err
 		}
-		files[moduleName(rel)] = filepath.ToSlash(rel)
+		files[moddep.Name(rel)] = filepath.ToSlash(rel)
 		return nil
 	})
 	if err != nil {
@@ -136,7 +163,7 @@ func readModule(modulesDir, rel string) (Module, error) {
 	if err != nil {
 		return Module{}, fmt.Errorf("kernel module %s: %w", rel, err)
 	}
-	name := moduleName(rel)
+	name := moddep.Name(rel)
 	if info["name"] != "" && info["name"] != name {
 		return Module{}, fmt.Errorf("kernel module %s calls itself %q, want %q: rename the file", rel, info["name"], name)
 	}
@@ -177,18 +204,6 @@ func decompressModule(suffix string, raw []byte) ([]byte, error) {
 		return nil, fmt.Errorf("unknown module suffix %q", suffix)
 	}
 	return io.ReadAll(r)
-}
-
-// moduleName returns the module name for a module file path, as the kernel
-// spells it: the base name without ".ko" and any compression suffix, '-'
-// turned into '_' ("kernel/drivers/char/hw_random/virtio-rng.ko.xz" gives
-// "virtio_rng"). The agent has its own copy (see images/agent/depfile.go).
-func moduleName(file string) string {
-	base := filepath.Base(file)
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return strings.ReplaceAll(base, "-", "_")
 }
 
 // ModInfo returns the key=value pairs of a kernel module's .modinfo section

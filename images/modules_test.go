@@ -13,6 +13,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/govmm/govmm/images/moddep"
 )
 
 // fakeModule returns a minimal ELF64 relocatable object with a .modinfo
@@ -98,14 +100,14 @@ func TestModuleName(t *testing.T) {
 		{"failover.ko.zst", "failover"},
 	}
 	for _, tt := range tests {
-		if got := moduleName(tt.in); got != tt.want {
-			t.Errorf("moduleName(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := moddep.Name(tt.in); got != tt.want {
+			t.Errorf("moddep.Name(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
 
 // debianVirtioDep is ModulesDep's output for the virtio modules of Debian
-// 12's cloud kernel; images/agent/depfile_test.go parses the same text.
+// 12's cloud kernel.
 const debianVirtioDep = `kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
@@ -140,7 +142,7 @@ func fakeVirtioTree(t *testing.T) (string, map[string][]byte) {
 	dir := t.TempDir()
 	plain := map[string][]byte{}
 	for _, m := range mods {
-		name := moduleName(m.file)
+		name := moddep.Name(m.file)
 		ko := fakeModule(t, "depends="+m.depends, "name="+name)
 		plain[name] = ko
 		data := compress(t, moduleSuffix(m.file), ko)
@@ -252,4 +254,34 @@ func FuzzModInfo(f *testing.F) {
 			t.Errorf("ModInfo = %v with error %v, want nil with an error", info, err)
 		}
 	})
+}
+
+func TestLoadOrder(t *testing.T) {
+	mod := func(name string, deps ...string) Module {
+		return Module{Name: name, Path: "kernel/" + name + ".ko", Depends: deps}
+	}
+	tests := []struct {
+		name string
+		mods []Module
+		want string // names in load order; "error" for an error
+	}{
+		{"kvm_amd", []Module{mod("irqbypass"), mod("kvm", "irqbypass"), mod("kvm_amd", "kvm")}, "irqbypass kvm kvm_amd"},
+		{"sorted by name is not load order", []Module{mod("a", "c"), mod("b"), mod("c", "b")}, "b c a"},
+		{"cycle", []Module{mod("a", "b"), mod("b", "a")}, "error"},
+		{"missing dependency", []Module{mod("a", "b")}, "error"},
+	}
+	for _, tt := range tests {
+		got, err := LoadOrder(tt.mods)
+		var names []string
+		for _, m := range got {
+			names = append(names, m.Name)
+		}
+		s := strings.Join(names, " ")
+		if err != nil {
+			s = "error"
+		}
+		if s != tt.want {
+			t.Errorf("LoadOrder(%s) = %q (%v), want %q", tt.name, s, err, tt.want)
+		}
+	}
 }

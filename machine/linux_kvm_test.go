@@ -1,13 +1,11 @@
 package machine
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,40 +14,31 @@ import (
 	"time"
 
 	"github.com/govmm/govmm/images"
+	"github.com/govmm/govmm/images/imagesenv"
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/kvm/kvmtest"
 	"github.com/govmm/govmm/vcpu"
 )
 
-// linuxGuest finds the default Linux guest: from $GOVMM_CACHE/images.env,
+// linuxGuest finds the default Linux guest through $GOVMM_CACHE/images.env,
 // which `make images` writes (and which the tests use inside the emulated
 // test machine, where nothing can be built), else by building it.
-func linuxGuest(t *testing.T, withInitrd bool) (kernel, initrd string) {
+func linuxGuest(t *testing.T) (kernel, initrd string) {
 	t.Helper()
-	env := filepath.Join(kvmtest.CacheDir(), "images.env")
-	if f, err := os.Open(env); err == nil {
-		defer f.Close()
-		vals := map[string]string{}
-		s := bufio.NewScanner(f)
-		for s.Scan() {
-			if k, v, ok := strings.Cut(s.Text(), "="); ok {
-				vals[k] = v
-			}
-		}
-		if vals["kernel"] != "" && (!withInitrd || vals["initrd"] != "") {
-			return vals["kernel"], vals["initrd"]
-		}
+	g, err := imagesenv.Load(kvmtest.CacheDir())
+	if err == nil {
+		return g.Kernel, g.Initrd
 	}
 	if os.Getenv("GOVMM_FETCH") != "1" && os.Getenv("GOVMM_REQUIRE_KVM") != "1" {
-		t.Skipf("no %s: run `make images` first (or set GOVMM_FETCH=1 to fetch the Debian kernel here)", env)
+		t.Skipf("%v (or set GOVMM_FETCH=1 to fetch the Debian kernel here)", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	g, err := images.DefaultGuest(ctx, kvmtest.CacheDir(), "", testLog{t})
+	built, err := images.DefaultGuest(ctx, kvmtest.CacheDir(), "", testLog{t})
 	if err != nil {
 		t.Fatalf("building the default Linux guest: %v", err)
 	}
-	return g.Kernel.Vmlinuz, g.Initrd
+	return built.Kernel.Vmlinuz, built.Initrd
 }
 
 type testLog struct{ t *testing.T }
@@ -124,7 +113,7 @@ func earlyBootBudget(host kvm.HostKind) time.Duration {
 // far as a stock kernel reliably gets; the test stops the VM there.
 func TestDebianKernelEarlyBoot(t *testing.T) {
 	host := kvmtest.Require(t)
-	kernelPath, _ := linuxGuest(t, false)
+	kernelPath, _ := linuxGuest(t)
 	kernel := readFile(t, kernelPath)
 	const mem = 256 << 20
 	cmdline := fmt.Sprintf("console=ttyS0 earlyprintk=serial reboot=k panic=-1 govmm.test=%d", time.Now().UnixNano())
@@ -190,7 +179,7 @@ func TestDebianKernelEarlyBoot(t *testing.T) {
 // SVM machine, so that CI always runs it.
 func TestDebianKernelFullBoot(t *testing.T) {
 	kvmtest.RequireLinux(t)
-	kernelPath, initrdPath := linuxGuest(t, true)
+	kernelPath, initrdPath := linuxGuest(t)
 	kernel, err := images.KernelFromPath(kernelPath, "")
 	if err != nil {
 		t.Fatal(err)

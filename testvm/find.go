@@ -48,9 +48,9 @@ func Find(ctx context.Context, cacheDir string, log io.Writer) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("testvm: %w", err)
 	}
-	ordered, err := loadOrder(mods)
+	ordered, err := images.LoadOrder(mods)
 	if err != nil {
-		return c, err
+		return c, fmt.Errorf("testvm: the KVM modules of %s: %w", k.Vmlinuz, err)
 	}
 	for _, m := range ordered {
 		p, err := moduleFile(cacheDir, k, m)
@@ -79,44 +79,6 @@ func kernel(ctx context.Context, cacheDir string, log io.Writer) (images.KernelI
 	modules := filepath.Join(filepath.Dir(filepath.Dir(vmlinuz)), "lib", "modules", release)
 	fmt.Fprintf(log, "testvm: apt cannot name the kernel (%v); using %s\n", err, vmlinuz)
 	return images.KernelFromPath(vmlinuz, modules)
-}
-
-// loadOrder sorts modules so that each comes after the ones it depends on.
-func loadOrder(mods []images.Module) ([]images.Module, error) {
-	byName := map[string]images.Module{}
-	for _, m := range mods {
-		byName[m.Name] = m
-	}
-	var out []images.Module
-	state := map[string]int{} // 1: visiting, 2: done
-	var visit func(name string) error
-	visit = func(name string) error {
-		switch state[name] {
-		case 1:
-			return fmt.Errorf("testvm: kernel module %s depends on itself through its dependencies: the kernel's modules are damaged", name)
-		case 2:
-			return nil
-		}
-		m, ok := byName[name]
-		if !ok {
-			return fmt.Errorf("testvm: kernel module %s is needed but was not collected", name)
-		}
-		state[name] = 1
-		for _, d := range m.Depends {
-			if err := visit(d); err != nil {
-				return err
-			}
-		}
-		state[name] = 2
-		out = append(out, m)
-		return nil
-	}
-	for _, m := range mods {
-		if err := visit(m.Name); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // moduleFile returns a path to m uncompressed: its own file when the kernel

@@ -9,37 +9,6 @@ import (
 	"github.com/govmm/govmm/images"
 )
 
-func TestLoadOrder(t *testing.T) {
-	tests := []struct {
-		name string
-		mods []images.Module
-		want string // names in load order; "error" for an error
-	}{
-		{"kvm_amd", []images.Module{
-			{Name: "irqbypass"}, {Name: "kvm", Depends: []string{"irqbypass"}}, {Name: "kvm_amd", Depends: []string{"kvm"}},
-		}, "irqbypass kvm kvm_amd"},
-		{"sorted by name is not load order", []images.Module{
-			{Name: "a", Depends: []string{"c"}}, {Name: "b"}, {Name: "c", Depends: []string{"b"}},
-		}, "b c a"},
-		{"cycle", []images.Module{{Name: "a", Depends: []string{"b"}}, {Name: "b", Depends: []string{"a"}}}, "error"},
-		{"missing dependency", []images.Module{{Name: "a", Depends: []string{"b"}}}, "error"},
-	}
-	for _, tt := range tests {
-		got, err := loadOrder(tt.mods)
-		var names []string
-		for _, m := range got {
-			names = append(names, m.Name)
-		}
-		s := strings.Join(names, " ")
-		if err != nil {
-			s = "error"
-		}
-		if s != tt.want {
-			t.Errorf("loadOrder(%s) = %q (%v), want %q", tt.name, s, err, tt.want)
-		}
-	}
-}
-
 func TestModuleFile(t *testing.T) {
 	modules := t.TempDir()
 	cache := t.TempDir()

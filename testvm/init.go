@@ -23,9 +23,8 @@ const (
 const ExitNoKVM = 125
 
 // defaultGuestEnv comes before Config.Env in the program's environment, so
-// Config.Env may override it. GOVMM_IN_TESTVM=1 tells a program that its KVM
-// is nested under QEMU's software emulation (kvmtest.Emulated).
-var defaultGuestEnv = []string{"PATH=/bin", "HOME=/tmp", "TMPDIR=/tmp", "GOVMM_REQUIRE_KVM=1", "GOVMM_IN_TESTVM=1"}
+// Config.Env may override it.
+var defaultGuestEnv = []string{"PATH=/bin", "HOME=/tmp", "TMPDIR=/tmp", "GOVMM_REQUIRE_KVM=1"}
 
 // guestModulePath is where the i-th module (in load order) goes in the VM.
 func guestModulePath(i int, hostPath string) string {

@@ -32,7 +32,7 @@ func TestInitScript(t *testing.T) {
 		"finish nokvm",
 		"cd '/src/pkg dir' || finish nodir",
 		"echo 'START-1'",
-		"env -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_IN_TESTVM=1' 'GOVMM_CACHE=/c' 'QUOTE=it'\\''s' '/tmp/pkg.test' '-test.run=X|Y' </dev/null",
+		"env -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_CACHE=/c' 'QUOTE=it'\\''s' '/tmp/pkg.test' '-test.run=X|Y' </dev/null",
 		"finish $?",
 	}
 	rest := s
@@ -53,7 +53,7 @@ func TestInitScript(t *testing.T) {
 // and that the machine's kernel messages are kept off the console in
 // interactive and quiet runs only.
 func TestInitScriptStdio(t *testing.T) {
-	const env = "env -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' 'GOVMM_IN_TESTVM=1' '/p'"
+	const env = "env -i 'PATH=/bin' 'HOME=/tmp' 'TMPDIR=/tmp' 'GOVMM_REQUIRE_KVM=1' '/p'"
 	tests := []struct {
 		interactive, quiet bool
 		want               string

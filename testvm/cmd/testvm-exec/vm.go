@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govmm/govmm/images/imagesenv"
 	"github.com/govmm/govmm/testvm"
 )
 
@@ -79,13 +80,17 @@ func CacheFiles(cache string) ([]string, error) {
 	for _, d := range done {
 		files = append(files, filepath.Dir(d))
 	}
-	env := filepath.Join(cache, "images.env")
-	if b, err := os.ReadFile(env); err == nil {
+	env := imagesenv.Path(cache)
+	if f, err := os.Open(env); err == nil {
+		g, err := imagesenv.Read(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", env, err)
+		}
 		files = append(files, env)
-		for _, line := range strings.Split(string(b), "\n") {
-			_, v, _ := strings.Cut(line, "=")
-			if st, err := os.Stat(v); err == nil && filepath.IsAbs(v) && st.Mode().IsRegular() {
-				files = append(files, v)
+		for _, p := range []string{g.Kernel, g.Initrd} {
+			if st, err := os.Stat(p); err == nil && filepath.IsAbs(p) && st.Mode().IsRegular() {
+				files = append(files, p)
 			}
 		}
 		return files, nil
