@@ -7,8 +7,10 @@ import (
 	"hash/crc32"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -236,5 +238,33 @@ func TestXZVarint(t *testing.T) {
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("xzVarint(% x) = %d, %v, want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestDecompressDebianGeneric decompresses Debian's generic kernel (xz
+// with the x86 BCJ filter) when the KVM tests have fetched it into the
+// cache (machine's TestDebianGenericKernelEarlyBoot with GOVMM_FETCH=1), or
+// $GOVMM_GENERIC_KERNEL names one.
+func TestDecompressDebianGeneric(t *testing.T) {
+	path := os.Getenv("GOVMM_GENERIC_KERNEL")
+	if path == "" {
+		found, _ := filepath.Glob(filepath.Join(os.Getenv("GOVMM_CACHE"), "generic-kernel", "debian-kernel", "*", "boot", "vmlinuz-*-amd64"))
+		if os.Getenv("GOVMM_CACHE") == "" || len(found) == 0 {
+			t.Skip("no Debian generic kernel: set GOVMM_GENERIC_KERNEL, or fetch it into $GOVMM_CACHE with the machine package's tests (GOVMM_FETCH=1)")
+		}
+		path = found[len(found)-1]
+	}
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	elf, err := Decompress(img)
+	if err != nil {
+		t.Fatalf("Decompress(%s) = %v", path, err)
+	}
+	t.Logf("decompressed %d bytes of xz+BCJ to %d in %v", len(img), len(elf), time.Since(start).Round(time.Millisecond))
+	if !bytes.Contains(elf, []byte("Linux version ")) {
+		t.Errorf("Decompress(%s): no Linux banner in the %d-byte result", path, len(elf))
 	}
 }
