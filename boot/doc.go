@@ -25,7 +25,8 @@
 // inside the guest. On PVM hosts guest kernel code runs in KVM's
 // instruction emulator, so that decompression takes about two minutes. The
 // fast path (Decompress, DecompressCached) unpacks the payload in the VMM
-// in well under a second, with Go's decompressors, and loads the resulting
+// in about a second, with Go's decompressors (and, for xz, the container
+// and the x86 BCJ filter read here, xz.go and bcj.go), and loads the resulting
 // vmlinux ELF directly (LoadELF); errors wrapping ErrNoFastPath tell the
 // caller to fall back to booting the bzImage normally.
 package boot

@@ -10,6 +10,7 @@
 //
 // On PVM hosts guest ring-0 code is emulated by KVM, and the emulator gives
 // up on some instructions. BuildCPUID hides the features that lead a guest
-// to them (PVMHidden), and the few that remain (int3, fwait) the loop
-// performs itself, counting each in Fixups.
+// to them (PVMHidden; there KVM shows many anyway, which StillVisible finds
+// in the table KVM reads back), and the few that remain (int3, fwait,
+// ldmxcsr, stmxcsr) the loop performs itself, counting each in Fixups.
 package vcpu
