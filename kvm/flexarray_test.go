@@ -23,6 +23,18 @@ func TestCPUID2RoundTrip(t *testing.T) {
 	}
 }
 
+// TestCPUID2EntriesOldKernel reads a table as a kernel before 6.3 leaves
+// it after KVM_GET_CPUID2: two entries written, nent still the room.
+func TestCPUID2EntriesOldKernel(t *testing.T) {
+	entries := []CPUIDEntry{{Function: 0, EAX: 0xd}, {Function: 0x4000_0000, EAX: 0x4000_0001}}
+	buf := newCPUID2(nil, 8)
+	copy(buf, newCPUID2(entries, 2)[:cpuid2HeadWords+2*cpuidEntryWords]) // the kernel's copy_to_user
+	buf[0] = 8                                                           // and nent left alone
+	if got := cpuid2Entries(buf); !reflect.DeepEqual(got, entries) {
+		t.Errorf("cpuid2Entries(2 written, nent 8) = %+v, want %+v", got, entries)
+	}
+}
+
 func TestCPUID2EntriesClipsNent(t *testing.T) {
 	buf := newCPUID2([]CPUIDEntry{{Function: 1}}, 1)
 	buf[0] = 1000
