@@ -59,21 +59,39 @@ func DetectHost(root fs.FS) HostKind {
 
 // cpuFlags returns the flags of the first processor in /proc/cpuinfo.
 func cpuFlags(root fs.FS) map[string]bool {
+	val, ok := cpuInfo(root, "flags")
+	if !ok {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, f := range strings.Fields(val) {
+		m[f] = true
+	}
+	return m
+}
+
+// HostCPUModel is the host processor's brand string, /proc/cpuinfo's
+// "model name" of its first processor, or "" when it has none. A VMM gives
+// it to the guest in CPUID leaves 0x8000_0002-4, which KVM leaves empty.
+func HostCPUModel(root fs.FS) string {
+	val, _ := cpuInfo(root, "model name")
+	return strings.TrimSpace(val)
+}
+
+// cpuInfo returns the value of key for the first processor in
+// /proc/cpuinfo.
+func cpuInfo(root fs.FS, key string) (string, bool) {
 	b, err := fs.ReadFile(root, "proc/cpuinfo")
 	if err != nil {
-		return nil
+		return "", false
 	}
 	s := bufio.NewScanner(bytes.NewReader(b))
 	s.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for s.Scan() {
-		key, val, ok := strings.Cut(s.Text(), ":")
-		if ok && strings.TrimSpace(key) == "flags" {
-			m := map[string]bool{}
-			for _, f := range strings.Fields(val) {
-				m[f] = true
-			}
-			return m
+		k, val, ok := strings.Cut(s.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return val, true
 		}
 	}
-	return nil
+	return "", false
 }

@@ -133,13 +133,14 @@ func (m *Machine) createVCPUs() error {
 	if m.hideCPUID() {
 		hide = vcpu.PVMHidden
 	}
+	brand := kvm.HostCPUModel(os.DirFS("/")) // the guest's "model name"
 	for id := 0; id < m.cfg.CPUs; id++ {
 		hw, err := m.vm.CreateVCPU(id)
 		if err != nil {
 			return err
 		}
 		m.hw = append(m.hw, hw)
-		cpuid := vcpu.BuildCPUID(supported, vcpu.CPUIDOptions{ID: id, Topology: vcpu.Topology{Cores: m.cfg.CPUs}, Hide: hide})
+		cpuid := vcpu.BuildCPUID(supported, vcpu.CPUIDOptions{ID: id, Topology: vcpu.Topology{Cores: m.cfg.CPUs}, Hide: hide, Brand: brand})
 		if err := hw.SetCPUID2(cpuid); err != nil {
 			return fmt.Errorf("vcpu %d: %w", id, err)
 		}

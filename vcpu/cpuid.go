@@ -12,6 +12,7 @@ const (
 	leafExtTopology  = 0x1F
 	leafExtFeatures1 = 0x8000_0001
 	leafHypervisor   = 0x4000_0000
+	leafBrand        = 0x8000_0002 // and the next two: the brand string
 )
 
 // kvmSignature is leaf 0x40000000 as KVM defines it: the highest
@@ -99,6 +100,10 @@ type CPUIDOptions struct {
 	ID       int      // the vCPU's APIC ID
 	Topology Topology // how many vCPUs, as cores of one socket
 	Hide     []CPUIDBit
+	// Brand is the processor brand string for leaves 0x8000_0002-4, what
+	// Linux shows as "model name": KVM leaves them zero for the VMM to
+	// fill. At most 47 bytes are used; "" leaves them as they are.
+	Brand string
 }
 
 // BuildCPUID returns the CPUID table for one vCPU: what KVM supports, with
@@ -147,6 +152,9 @@ func BuildCPUID(supported []kvm.CPUIDEntry, opts CPUIDOptions) []kvm.CPUIDEntry 
 		kept = append(kept, e)
 	}
 	out = kept
+	if opts.Brand != "" {
+		setBrand(out, opts.Brand)
+	}
 	if !hasLeaf(out, leafHypervisor) {
 		out = append(out, kvmSignature)
 	}
@@ -158,6 +166,24 @@ func BuildCPUID(supported []kvm.CPUIDEntry, opts CPUIDOptions) []kvm.CPUIDEntry 
 		}
 	}
 	return out
+}
+
+// setBrand writes brand, NUL-padded and cut to 47 bytes, into the table's
+// brand-string leaves, 16 bytes each in EAX, EBX, ECX, EDX order.
+func setBrand(table []kvm.CPUIDEntry, brand string) {
+	var b [48]byte
+	copy(b[:47], brand)
+	word := func(i int) uint32 {
+		return uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16 | uint32(b[i+3])<<24
+	}
+	for i := range table {
+		e := &table[i]
+		if e.Function < leafBrand || e.Function > leafBrand+2 {
+			continue
+		}
+		o := int(e.Function-leafBrand) * 16
+		e.EAX, e.EBX, e.ECX, e.EDX = word(o), word(o+4), word(o+8), word(o+12)
+	}
 }
 
 // reg returns the register of e that holds the bit, or nil when e is

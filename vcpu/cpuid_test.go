@@ -116,3 +116,29 @@ func TestPVMHiddenNeeds(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildCPUIDBrand(t *testing.T) {
+	supported := []kvm.CPUIDEntry{{Function: 0x8000_0000, EAX: 0x8000_0004}, {Function: 0x8000_0002}, {Function: 0x8000_0003}, {Function: 0x8000_0004}}
+	brand := func(table []kvm.CPUIDEntry) string {
+		var b []byte
+		for _, e := range table {
+			if e.Function >= 0x8000_0002 && e.Function <= 0x8000_0004 {
+				for _, r := range []uint32{e.EAX, e.EBX, e.ECX, e.EDX} {
+					b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
+				}
+			}
+		}
+		return string(b)
+	}
+	long := strings.Repeat("x", 60)
+	tests := []struct{ in, want string }{
+		{"QEMU TCG CPU version 2.5+", "QEMU TCG CPU version 2.5+" + strings.Repeat("\x00", 23)},
+		{long, long[:47] + "\x00"},
+		{"", strings.Repeat("\x00", 48)},
+	}
+	for _, tt := range tests {
+		if got := brand(BuildCPUID(supported, CPUIDOptions{Brand: tt.in})); got != tt.want {
+			t.Errorf("BuildCPUID(Brand %q) brand leaves = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
