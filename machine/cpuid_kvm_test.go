@@ -124,7 +124,8 @@ func TestGuestSeesReadBackCPUID(t *testing.T) {
 
 // TestMXCSRFixupsInGuest runs the test guest's mode=mxcsr: ldmxcsr and
 // stmxcsr in ring 0 in five addressing forms, ring 3 reading and loading
-// MXCSR natively, and #GP for a reserved bit. On PVM hosts KVM's emulator
+// MXCSR natively, and #GP for a reserved bit (which QEMU's software CPU,
+// where testvm nests KVM, loads without one). On PVM hosts KVM's emulator
 // fails on each of them and govmm performs them (3 ldmxcsr, 5 stmxcsr, 1
 // #GP); on hardware they run natively and govmm sees none.
 func TestMXCSRFixupsInGuest(t *testing.T) {
@@ -133,7 +134,11 @@ func TestMXCSRFixupsInGuest(t *testing.T) {
 	if res.Reason != vcpu.StopPowerOff || res.Status != testguest.ExitOK {
 		t.Fatalf("Run() = %+v, want power off with status 0\nserial:\n%s\nlog:\n%s", res, serial, log)
 	}
-	for _, want := range []string{"mxcsr reserved bit: #GP", "mxcsr ok"} {
+	gp := "mxcsr reserved bit: #GP"
+	if kvmtest.SoftwareCPU() {
+		gp = "mxcsr reserved bit: loaded without #GP" // QEMU's TCG does not check
+	}
+	for _, want := range []string{gp, "mxcsr ok"} {
 		if !strings.Contains(serial, want) {
 			t.Errorf("serial output lacks %q:\n%s", want, serial)
 		}
