@@ -7,12 +7,13 @@ import (
 	"hash/crc32"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ulikunitz/xz/lzma"
+
+	"github.com/govmm/govmm/images/imagesenv"
 )
 
 // xzVarintBytes encodes a multibyte integer (the format's 1.2).
@@ -242,18 +243,14 @@ func TestXZVarint(t *testing.T) {
 }
 
 // TestDecompressDebianGeneric decompresses Debian's generic kernel (xz
-// with the x86 BCJ filter) when the KVM tests have fetched it into the
-// cache (machine's TestDebianGenericKernelEarlyBoot with GOVMM_FETCH=1), or
-// $GOVMM_GENERIC_KERNEL names one.
+// with the x86 BCJ filter) when images.env in $GOVMM_CACHE names one, as
+// `make images GENERIC=1` (run by make test) writes it.
 func TestDecompressDebianGeneric(t *testing.T) {
-	path := os.Getenv("GOVMM_GENERIC_KERNEL")
-	if path == "" {
-		found, _ := filepath.Glob(filepath.Join(os.Getenv("GOVMM_CACHE"), "generic-kernel", "debian-kernel", "*", "boot", "vmlinuz-*-amd64"))
-		if os.Getenv("GOVMM_CACHE") == "" || len(found) == 0 {
-			t.Skip("no Debian generic kernel: set GOVMM_GENERIC_KERNEL, or fetch it into $GOVMM_CACHE with the machine package's tests (GOVMM_FETCH=1)")
-		}
-		path = found[len(found)-1]
+	g, err := imagesenv.Load(os.Getenv("GOVMM_CACHE"))
+	if err != nil || g.Generic == "" {
+		t.Skipf("no Debian generic kernel named in $GOVMM_CACHE/images.env (%v): run make images GENERIC=1", err)
 	}
+	path := g.Generic
 	img, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,48 @@ func DebianKernel(ctx context.Context, cacheDir string, log io.Writer) (KernelIn
 	return FetchDebianKernel(ctx, cacheDir, pkg, log)
 }
 
+// DebianGenericKernel fetches Debian 12's generic kernel of the same build as
+// the cloud kernel DebianKernel gives (linux-image-<abi>-amd64 instead of
+// linux-image-<abi>-cloud-amd64, same version) into cacheDir/generic-kernel/:
+// its bzImage payload is xz with the x86 BCJ filter, where the cloud
+// kernel's is lz4, so the fast path's tests boot it. Both packages share a
+// version, so it has a cache folder of its own.
+func DebianGenericKernel(ctx context.Context, cacheDir string, log io.Writer) (KernelInfo, error) {
+	pkg, err := genericPackage(ctx)
+	if err != nil {
+		return KernelInfo{}, err
+	}
+	fmt.Fprintf(log, "kernel: %s=%s (the generic build, for the fast path's xz+BCJ test)\n", pkg.Name, pkg.Version)
+	return FetchDebianKernel(ctx, genericCache(cacheDir), pkg, log)
+}
+
+// CachedDebianGenericKernel returns the generic kernel DebianGenericKernel
+// would give if it is already in cacheDir, and false otherwise; it never
+// downloads.
+func CachedDebianGenericKernel(ctx context.Context, cacheDir string) (KernelInfo, bool) {
+	pkg, err := genericPackage(ctx)
+	if err != nil {
+		return KernelInfo{}, false
+	}
+	k, err := unpackedKernel(filepath.Join(genericCache(cacheDir), "debian-kernel", pkg.Version), pkg)
+	return k, err == nil
+}
+
+func genericCache(cacheDir string) string { return filepath.Join(cacheDir, "generic-kernel") }
+
+// genericPackage names the generic build of the cloud kernel apt pins.
+func genericPackage(ctx context.Context) (DebianPackage, error) {
+	cloud, err := ResolveDebianKernel(ctx)
+	if err != nil {
+		return DebianPackage{}, err
+	}
+	name, ok := strings.CutSuffix(cloud.Name, "-cloud-amd64")
+	if !ok {
+		return DebianPackage{}, fmt.Errorf("%s depends on %s, not a -cloud-amd64 package: cannot name its generic build", DebianMetaPackage, cloud.Name)
+	}
+	return DebianPackage{Name: name + "-amd64", Version: cloud.Version}, nil
+}
+
 // ResolveDebianKernel asks apt-cache which kernel package and version the
 // candidate DebianMetaPackage depends on.
 func ResolveDebianKernel(ctx context.Context) (DebianPackage, error) {

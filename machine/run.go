@@ -97,7 +97,7 @@ func (m *Machine) Run(ctx context.Context) (Result, error) {
 // were any (they are worth knowing about), the rest in verbose mode.
 func (m *Machine) report() {
 	for _, v := range m.vcpus {
-		if m.cfg.Verbose || v.Fixups.Int3.Load()+v.Fixups.Fwait.Load() > 0 {
+		if m.cfg.Verbose || v.Fixups.Total() > 0 {
 			fmt.Fprintf(m.log, "govmm: vcpu %d emulation fixups: %v\n", v.ID, &v.Fixups)
 		}
 	}

@@ -5,8 +5,10 @@
 //	kernel=/repo/.cache/debian-kernel/6.1.192-2/boot/vmlinuz-6.1.0-56-cloud-amd64
 //	release=6.1.0-56-cloud-amd64
 //	initrd=/repo/.cache/initrd/0123456789abcdef.cpio
+//	generic=/repo/.cache/generic-kernel/debian-kernel/6.1.192-2/boot/vmlinuz-6.1.0-56-amd64
 //
-// It has a package of its own so that its readers need not link package
+// The last line is there only after `make images GENERIC=1` (make test
+// does that): Debian's generic kernel, a test fixture. It has a package of its own so that its readers need not link package
 // images, which pulls in u-root's builder.
 package imagesenv
 
@@ -31,6 +33,21 @@ type Guest struct {
 	Kernel  string // the kernel image (bzImage)
 	Release string // its release, as `uname -r` prints it in the guest
 	Initrd  string // the initrd with the guest agent
+	// Generic is Debian's generic kernel (linux-image-amd64), whose
+	// payload is xz with the x86 BCJ filter, for the fast path's tests;
+	// "" when it was not fetched.
+	Generic string
+}
+
+// Files are the files g names, for copying them elsewhere.
+func (g Guest) Files() []string {
+	var out []string
+	for _, p := range []string{g.Kernel, g.Initrd, g.Generic} {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Write writes g as images.env text. A value with a line break cannot be
@@ -52,7 +69,11 @@ func Write(w io.Writer, g Guest) error {
 }
 
 func (g Guest) pairs() [][2]string {
-	return [][2]string{{"kernel", g.Kernel}, {"release", g.Release}, {"initrd", g.Initrd}}
+	kv := [][2]string{{"kernel", g.Kernel}, {"release", g.Release}, {"initrd", g.Initrd}}
+	if g.Generic != "" {
+		kv = append(kv, [2]string{"generic", g.Generic})
+	}
+	return kv
 }
 
 // Read parses images.env text. Blank lines and lines starting with '#' are
@@ -82,6 +103,8 @@ func Read(r io.Reader) (Guest, error) {
 			g.Release = v
 		case "initrd":
 			g.Initrd = v
+		case "generic":
+			g.Generic = v
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -23,6 +23,20 @@ func TestWriteRead(t *testing.T) {
 	if err != nil || got != g {
 		t.Errorf("Read(Write(%+v)) = %+v, %v, want the same", g, got, err)
 	}
+	g.Generic = "/c/generic-kernel/debian-kernel/6.1/boot/vmlinuz-6.1.0-57-amd64"
+	b.Reset()
+	if err := Write(&b, g); err != nil || !strings.HasSuffix(b.String(), "\ngeneric="+g.Generic+"\n") {
+		t.Errorf("Write(%+v) = %v, wrote %q, want a generic= line last", g, err, b.String())
+	}
+	if got, err := Read(&b); err != nil || got != g {
+		t.Errorf("Read(Write(%+v)) = %+v, %v, want the same", g, got, err)
+	}
+	if got, want := strings.Join(g.Files(), " "), g.Kernel+" "+g.Initrd+" "+g.Generic; got != want {
+		t.Errorf("Files() = %q, want %q", got, want)
+	}
+	if got := (Guest{Kernel: "/k"}).Files(); len(got) != 1 || got[0] != "/k" {
+		t.Errorf("Guest{Kernel: /k}.Files() = %q, want just /k", got)
+	}
 	if err := Write(&b, Guest{Kernel: "a\nb"}); err == nil {
 		t.Errorf("Write(kernel with a newline) = nil, want an error")
 	}

@@ -7,7 +7,10 @@
 //	release=6.1.0-56-cloud-amd64
 //	initrd=/repo/.cache/initrd/0123456789abcdef.cpio
 //
-// Progress goes to standard error.
+// With -generic it also fetches Debian's generic kernel of the same build
+// (xz with the x86 BCJ filter, for the fast path's tests) and adds its
+// generic= line; without it, the line is still written when that kernel is
+// already in the cache. Progress goes to standard error.
 package main
 
 import (
@@ -38,6 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cache := fs.String("cache", "", "cache directory (default: .cache at the govmm module root)")
 	kernel := fs.String("kernel", "", "use this bzImage instead of fetching Debian's cloud kernel")
 	modules := fs.String("modules", "", "with -kernel: its /lib/modules/<release> directory (default: no modules)")
+	generic := fs.Bool("generic", false, "also fetch Debian's generic kernel (xz with x86 BCJ; a test fixture) and name it in images.env")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *cache == "" {
 		*cache = filepath.Join(root, ".cache")
 	}
+	// images.env names files by absolute path: its readers run elsewhere.
+	if *cache, err = filepath.Abs(*cache); err != nil {
+		return fmt.Errorf("cache folder: %w", err)
+	}
 
 	var g images.Guest
 	if *kernel == "" {
@@ -68,7 +76,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return imagesenv.Write(stdout, imagesenv.Guest{Kernel: g.Kernel.Vmlinuz, Release: g.Kernel.Release, Initrd: g.Initrd})
+	env := imagesenv.Guest{Kernel: g.Kernel.Vmlinuz, Release: g.Kernel.Release, Initrd: g.Initrd}
+	if *generic {
+		k, err := images.DebianGenericKernel(ctx, *cache, stderr)
+		if err != nil {
+			return err
+		}
+		env.Generic = k.Vmlinuz
+	} else if k, ok := images.CachedDebianGenericKernel(ctx, *cache); ok {
+		env.Generic = k.Vmlinuz // fetched before: keep naming it
+	}
+	return imagesenv.Write(stdout, env)
 }
 
 func userGuest(ctx context.Context, kernel, modules, cache, root string, log io.Writer) (images.Guest, error) {

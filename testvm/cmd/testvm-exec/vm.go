@@ -88,7 +88,7 @@ func CacheFiles(cache string) ([]string, error) {
 			return nil, fmt.Errorf("%s: %w", env, err)
 		}
 		files = append(files, env)
-		for _, p := range []string{g.Kernel, g.Initrd} {
+		for _, p := range g.Files() {
 			if st, err := os.Stat(p); err == nil && filepath.IsAbs(p) && st.Mode().IsRegular() {
 				files = append(files, p)
 			}
