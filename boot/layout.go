@@ -128,6 +128,38 @@ const (
 	KVMTSSSize = 0x3000
 )
 
+// PCI: the 64-bit BAR window and how INTx pins reach the I/O APIC. The
+// ACPI tables (the DSDT's _CRS and _PRT) declare exactly these, and the PCI
+// model places BARs and raises lines by them.
+const (
+	// PCIMMIO64Size is the size of the 64-bit PCI BAR window (64 GiB).
+	PCIMMIO64Size uint64 = 64 << 30
+	// PCIMMIO64Align is the window's alignment (1 GiB).
+	PCIMMIO64Align uint64 = 1 << 30
+
+	// PCIINTxGSIBase is the first I/O APIC input PCI INTx lines use: device
+	// slot S's pin P (INTA=0 .. INTD=3) is wired, level-triggered and
+	// active-low, to GSI PCIINTxGSIBase + (S+P)%PCIINTxLines, the swizzle
+	// of the PCI-to-PCI bridge specification.
+	PCIINTxGSIBase = 16
+	// PCIINTxLines is how many I/O APIC inputs the INTx pins share.
+	PCIINTxLines = 4
+)
+
+// PCIMMIO64 returns the 64-bit PCI BAR window for a guest whose RAM ends
+// (exclusive) at ramEnd: the first PCIMMIO64Align boundary at or above both
+// ramEnd and 4 GiB, PCIMMIO64Size bytes long.
+func PCIMMIO64(ramEnd memory.GuestAddr) (start memory.GuestAddr, size uint64) {
+	base := max(uint64(ramEnd), uint64(MMIOHoleEnd))
+	return memory.GuestAddr((base + PCIMMIO64Align - 1) &^ (PCIMMIO64Align - 1)), PCIMMIO64Size
+}
+
+// PCIINTxGSI is the I/O APIC input that device slot's INTx pin (0-3 for
+// INTA-INTD) raises.
+func PCIINTxGSI(slot, pin int) int {
+	return PCIINTxGSIBase + (slot+pin)%PCIINTxLines
+}
+
 // Selectors of the boot GDT, the values the 64-bit boot protocol requires
 // (boot.rst, "64-bit Boot Protocol").
 const (

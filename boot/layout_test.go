@@ -105,3 +105,30 @@ func TestLayoutValues(t *testing.T) {
 		}
 	}
 }
+
+func TestPCIMMIO64(t *testing.T) {
+	tests := []struct {
+		ramEnd    memory.GuestAddr
+		wantStart memory.GuestAddr
+	}{
+		{512 << 20, 4 << 30},           // all RAM below the hole
+		{4 << 30, 4 << 30},             // RAM ends at 4 GiB exactly
+		{5<<30 + 1, 6 << 30},           // aligned up to the next GiB
+		{1<<40 + 1<<30, 1<<40 + 1<<30}, // 1 TiB of RAM above the hole
+	}
+	for _, tt := range tests {
+		start, size := PCIMMIO64(tt.ramEnd)
+		if start != tt.wantStart || size != PCIMMIO64Size {
+			t.Errorf("PCIMMIO64(%v) = %v, %#x, want %v, %#x", tt.ramEnd, start, size, tt.wantStart, PCIMMIO64Size)
+		}
+	}
+}
+
+func TestPCIINTxGSI(t *testing.T) {
+	tests := []struct{ slot, pin, want int }{{0, 0, 16}, {0, 3, 19}, {1, 0, 17}, {1, 3, 16}, {31, 1, 16}}
+	for _, tt := range tests {
+		if got := PCIINTxGSI(tt.slot, tt.pin); got != tt.want {
+			t.Errorf("PCIINTxGSI(%d, %d) = %d, want %d", tt.slot, tt.pin, got, tt.want)
+		}
+	}
+}
