@@ -34,6 +34,7 @@ const (
 	CapTSCControl          Cap = 60  // KVM_CAP_TSC_CONTROL
 	CapGetTSCKHz           Cap = 61  // KVM_CAP_GET_TSC_KHZ
 	CapMaxVCPUs            Cap = 66  // KVM_CAP_MAX_VCPUS: the most vCPUs per VM
+	CapSignalMSI           Cap = 77  // KVM_CAP_SIGNAL_MSI: KVM_SIGNAL_MSI
 	CapReadonlyMem         Cap = 81  // KVM_CAP_READONLY_MEM
 	CapCheckExtensionVM    Cap = 105 // KVM_CAP_CHECK_EXTENSION_VM: KVM_CHECK_EXTENSION on a VM fd
 	CapSplitIRQChip        Cap = 121 // KVM_CAP_SPLIT_IRQCHIP
@@ -72,6 +73,7 @@ var capNames = map[Cap]string{
 	CapTSCControl:          "KVM_CAP_TSC_CONTROL",
 	CapGetTSCKHz:           "KVM_CAP_GET_TSC_KHZ",
 	CapMaxVCPUs:            "KVM_CAP_MAX_VCPUS",
+	CapSignalMSI:           "KVM_CAP_SIGNAL_MSI",
 	CapReadonlyMem:         "KVM_CAP_READONLY_MEM",
 	CapCheckExtensionVM:    "KVM_CAP_CHECK_EXTENSION_VM",
 	CapSplitIRQChip:        "KVM_CAP_SPLIT_IRQCHIP",

@@ -111,6 +111,10 @@ func TestConstants(t *testing.T) {
 		{"KVM_CAP_BINARY_STATS_FD", uint64(CapBinaryStatsFD), 203},
 		{"KVM_CAP_XSAVE2", uint64(CapXSave2), 208},
 		{"KVM_CAP_SYSTEM_EVENT_DATA", uint64(CapSystemEventData), 215},
+		{"KVM_CAP_SIGNAL_MSI", uint64(CapSignalMSI), 77},
+		{"KVM_IRQ_ROUTING_IRQCHIP", uint64(IRQRouteIRQChip), 1},
+		{"KVM_IRQ_ROUTING_MSI", uint64(IRQRouteMSI), 2},
+		{"KVM_IOAPIC_NUM_PINS", uint64(IOAPICPins), 24},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

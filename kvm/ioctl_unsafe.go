@@ -57,6 +57,7 @@ var (
 	kvmIRQLine             = iow(0x61, unsafe.Sizeof(irqLevel{}))         // KVM_IRQ_LINE
 	kvmGetIRQChip          = iowr(0x62, unsafe.Sizeof(IRQChip{}))         // KVM_GET_IRQCHIP
 	kvmSetIRQChip          = ior(0x63, unsafe.Sizeof(IRQChip{}))          // KVM_SET_IRQCHIP (_IOR in the header, sic)
+	kvmSetGSIRouting       = iow(0x6a, unsafe.Sizeof(irqRoutingHeader{})) // KVM_SET_GSI_ROUTING
 	kvmIRQFD               = iow(0x76, unsafe.Sizeof(irqfd{}))            // KVM_IRQFD
 	kvmCreatePIT2          = iow(0x77, unsafe.Sizeof(pitConfig{}))        // KVM_CREATE_PIT2
 	kvmIOEventFD           = iow(0x79, unsafe.Sizeof(ioeventfd{}))        // KVM_IOEVENTFD
@@ -64,6 +65,7 @@ var (
 	kvmGetClock            = ior(0x7c, unsafe.Sizeof(ClockData{}))        // KVM_GET_CLOCK
 	kvmGetPIT2             = ior(0x9f, unsafe.Sizeof(PITState2{}))        // KVM_GET_PIT2
 	kvmSetPIT2             = iow(0xa0, unsafe.Sizeof(PITState2{}))        // KVM_SET_PIT2
+	kvmSignalMSI           = iow(0xa5, unsafe.Sizeof(msi{}))              // KVM_SIGNAL_MSI
 
 	// On a vCPU fd.
 	kvmRun           = ioNoArg(0x80)                             // KVM_RUN

@@ -49,6 +49,14 @@ func TestStructSizes(t *testing.T) {
 		{"sizeof(dirtyLog)", unsafe.Sizeof(dirtyLog{}), 16},
 		{"sizeof(irqfd)", unsafe.Sizeof(irqfd{}), 32},
 		{"sizeof(ioeventfd)", unsafe.Sizeof(ioeventfd{}), 64},
+		{"sizeof(irqRoutingIRQChip)", unsafe.Sizeof(irqRoutingIRQChip{}), 8},
+		{"sizeof(irqRoutingMSI)", unsafe.Sizeof(irqRoutingMSI{}), 16},
+		{"sizeof(irqRoutingEntry)", unsafe.Sizeof(irqRoutingEntry{}), 48},
+		{"alignof(irqRoutingEntry)", unsafe.Alignof(irqRoutingEntry{}), 8},
+		{"sizeof(irqRoutingHeader)", unsafe.Sizeof(irqRoutingHeader{}), 8},
+		{"sizeof(msi)", unsafe.Sizeof(msi{}), 32},
+		{"irqRoutingHeadWords*8", irqRoutingHeadWords * 8, 8},
+		{"irqRoutingEntryWords*8", irqRoutingEntryWords * 8, 48},
 		// The flexible-array helpers count words, not bytes.
 		{"cpuidEntryWords*4", cpuidEntryWords * 4, 40},
 		{"cpuid2HeadWords*4", cpuid2HeadWords * 4, 8},
@@ -77,6 +85,11 @@ func TestFieldOffsets(t *testing.T) {
 		dl  dirtyLog
 		fd  irqfd
 		ioe ioeventfd
+		rc  irqRoutingIRQChip
+		rm  irqRoutingMSI
+		re  irqRoutingEntry
+		rh  irqRoutingHeader
+		ms  msi
 	)
 	checkLayout(t, []layoutCase{
 		{"Regs.R8", unsafe.Offsetof(r.R8), 64},
@@ -164,6 +177,18 @@ func TestFieldOffsets(t *testing.T) {
 		{"ioeventfd.Len", unsafe.Offsetof(ioe.Len), 16},
 		{"ioeventfd.FD", unsafe.Offsetof(ioe.FD), 20},
 		{"ioeventfd.Flags", unsafe.Offsetof(ioe.Flags), 24},
+		{"irqRoutingIRQChip.Pin", unsafe.Offsetof(rc.Pin), 4},
+		{"irqRoutingMSI.AddressHi", unsafe.Offsetof(rm.AddressHi), 4},
+		{"irqRoutingMSI.Data", unsafe.Offsetof(rm.Data), 8},
+		{"irqRoutingMSI.DevID", unsafe.Offsetof(rm.DevID), 12},
+		{"irqRoutingEntry.Type", unsafe.Offsetof(re.Type), 4},
+		{"irqRoutingEntry.Flags", unsafe.Offsetof(re.Flags), 8},
+		{"irqRoutingEntry.U", unsafe.Offsetof(re.U), 16},
+		{"irqRoutingHeader.Flags", unsafe.Offsetof(rh.Flags), 4},
+		{"msi.AddressHi", unsafe.Offsetof(ms.AddressHi), 4},
+		{"msi.Data", unsafe.Offsetof(ms.Data), 8},
+		{"msi.Flags", unsafe.Offsetof(ms.Flags), 12},
+		{"msi.DevID", unsafe.Offsetof(ms.DevID), 16},
 	})
 }
 
@@ -214,6 +239,7 @@ func TestIoctlNumbers(t *testing.T) {
 		{"KVM_IRQ_LINE", kvmIRQLine, 0x4008ae61},
 		{"KVM_GET_IRQCHIP", kvmGetIRQChip, 0xc208ae62},
 		{"KVM_SET_IRQCHIP", kvmSetIRQChip, 0x8208ae63},
+		{"KVM_SET_GSI_ROUTING", kvmSetGSIRouting, 0x4008ae6a},
 		{"KVM_IRQFD", kvmIRQFD, 0x4020ae76},
 		{"KVM_CREATE_PIT2", kvmCreatePIT2, 0x4040ae77},
 		{"KVM_IOEVENTFD", kvmIOEventFD, 0x4040ae79},
@@ -221,6 +247,7 @@ func TestIoctlNumbers(t *testing.T) {
 		{"KVM_GET_CLOCK", kvmGetClock, 0x8030ae7c},
 		{"KVM_GET_PIT2", kvmGetPIT2, 0x8070ae9f},
 		{"KVM_SET_PIT2", kvmSetPIT2, 0x4070aea0},
+		{"KVM_SIGNAL_MSI", kvmSignalMSI, 0x4020aea5},
 		{"KVM_RUN", kvmRun, 0xae80},
 		{"KVM_GET_REGS", kvmGetRegs, 0x8090ae81},
 		{"KVM_SET_REGS", kvmSetRegs, 0x4090ae82},
