@@ -12,6 +12,8 @@ import (
 
 // Result is how a VM ended.
 type Result struct {
+	// Reason is why the guest stopped; vcpu.StopUnknown (the zero value)
+	// when Run returns an error.
 	Reason vcpu.StopReason
 	// Status is the exit status the guest asked for: its byte written to
 	// the debug-exit device, 0 for a power off or reset.

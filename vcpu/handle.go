@@ -25,7 +25,7 @@ func (v *VCPU) handle(exit kvm.Exit) (StopReason, bool, error) {
 		// guest, so it is done.
 		return StopHalt, true, nil
 	case *kvm.ShutdownExit:
-		return 0, true, v.report("triple fault: the guest took an exception it could not handle (KVM_EXIT_SHUTDOWN)", nil)
+		return StopUnknown, true, v.report("triple fault: the guest took an exception it could not handle (KVM_EXIT_SHUTDOWN)", nil)
 	case *kvm.SystemEventExit:
 		switch e.Type {
 		case kvm.SystemEventShutdown:
@@ -33,17 +33,17 @@ func (v *VCPU) handle(exit kvm.Exit) (StopReason, bool, error) {
 		case kvm.SystemEventReset:
 			return StopReset, true, nil
 		}
-		return 0, true, v.report(fmt.Sprintf("guest system event %v", e), nil)
+		return StopUnknown, true, v.report(fmt.Sprintf("guest system event %v", e), nil)
 	case *kvm.FailEntryExit:
-		return 0, true, v.report(fmt.Sprintf("KVM could not enter the guest: hardware entry failure reason %#x on cpu %d; the initial register state is invalid for this host", e.Reason, e.CPU), nil)
+		return StopUnknown, true, v.report(fmt.Sprintf("KVM could not enter the guest: hardware entry failure reason %#x on cpu %d; the initial register state is invalid for this host", e.Reason, e.CPU), nil)
 	case *kvm.InternalErrorExit:
 		return v.handleInternalError(e)
 	case *kvm.DebugExit:
-		return 0, true, v.report(fmt.Sprintf("debug exit %v with no debugger attached", e), nil)
+		return StopUnknown, true, v.report(fmt.Sprintf("debug exit %v with no debugger attached", e), nil)
 	default:
-		return 0, true, v.report(fmt.Sprintf("unhandled exit %v", exit), nil)
+		return StopUnknown, true, v.report(fmt.Sprintf("unhandled exit %v", exit), nil)
 	}
-	return 0, false, nil
+	return StopUnknown, false, nil
 }
 
 // handleIO dispatches a port access; string instructions (rep ins/outs)
@@ -64,15 +64,15 @@ func (v *VCPU) handleIO(e *kvm.IOExit) {
 // stops with a report naming the instruction.
 func (v *VCPU) handleInternalError(e *kvm.InternalErrorExit) (StopReason, bool, error) {
 	if e.Suberror != kvm.InternalErrorEmulation {
-		return 0, true, v.report(fmt.Sprintf("KVM internal error: %v", e), nil)
+		return StopUnknown, true, v.report(fmt.Sprintf("KVM internal error: %v", e), nil)
 	}
 	insn := e.Instruction()
 	fixed, err := v.applyFixup(insn)
 	if err != nil {
-		return 0, true, err
+		return StopUnknown, true, err
 	}
 	if fixed {
-		return 0, false, nil
+		return StopUnknown, false, nil
 	}
-	return 0, true, v.report("KVM could not emulate a guest instruction (on PVM hosts guest ring 0 is emulated; hide the feature through CPUID or add a fixup)", insn)
+	return StopUnknown, true, v.report("KVM could not emulate a guest instruction (on PVM hosts guest ring 0 is emulated; hide the feature through CPUID or add a fixup)", insn)
 }

@@ -34,13 +34,18 @@ func (s RunState) String() string {
 	return fmt.Sprintf("RunState(%d)", int32(s))
 }
 
-// StopReason says why a vCPU stopped running the guest.
+// StopReason says why a vCPU stopped running the guest. Its zero value,
+// StopUnknown, is what a failed Run returns with its error: no reason can
+// ever be read as a power off by accident.
 type StopReason int
 
 const (
+	// StopUnknown: no reason, because Run failed (its error says why) or
+	// has not returned.
+	StopUnknown StopReason = iota
 	// StopPowerOff: the guest asked to power off (ACPI, a PSCI-like
 	// system event, or the debug-exit device with its status).
-	StopPowerOff StopReason = iota
+	StopPowerOff
 	// StopReset: the guest asked for a reset (i8042 pulse, system event).
 	// govmm ends the VM; it does not reboot it.
 	StopReset
@@ -52,6 +57,8 @@ const (
 
 func (r StopReason) String() string {
 	switch r {
+	case StopUnknown:
+		return "unknown"
 	case StopPowerOff:
 		return "power off"
 	case StopReset:

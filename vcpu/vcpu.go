@@ -97,7 +97,7 @@ func (v *VCPU) SetObserver(o Observer) {
 // the guest did something the VMM cannot handle.
 func (v *VCPU) Run(ctx context.Context) (StopReason, error) {
 	if !v.state.CompareAndSwap(int32(Created), int32(Running)) {
-		return 0, fmt.Errorf("vcpu %d: Run called in state %v, want %v", v.ID, v.RunState(), Created)
+		return StopUnknown, fmt.Errorf("vcpu %d: Run called in state %v, want %v", v.ID, v.RunState(), Created)
 	}
 	defer v.state.Store(int32(Stopped))
 	runtime.LockOSThread()
@@ -112,14 +112,14 @@ func (v *VCPU) Run(ctx context.Context) (StopReason, error) {
 		}
 		exit, err := v.HW.Run()
 		if err != nil {
-			return 0, fmt.Errorf("vcpu %d: KVM_RUN failed (the VMM or host is at fault, not the guest): %w", v.ID, err)
+			return StopUnknown, fmt.Errorf("vcpu %d: KVM_RUN failed (the VMM or host is at fault, not the guest): %w", v.ID, err)
 		}
 		if o := v.observer.Load(); o != nil {
 			(*o).Exit(v.ID, exit)
 		}
 		reason, stop, err := v.handle(exit)
 		if err != nil {
-			return 0, err
+			return StopUnknown, err
 		}
 		if stop {
 			return reason, nil

@@ -246,3 +246,39 @@ func waitState(t *testing.T, v *VCPU, want RunState) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestStopReasonZeroValue: a failed run must never read as a power off.
+// Before StopUnknown existed, StopPowerOff was 0 and every error path
+// returned it.
+func TestStopReasonZeroValue(t *testing.T) {
+	var zero StopReason
+	if zero != StopUnknown || zero == StopPowerOff || zero.String() != "unknown" {
+		t.Errorf("StopReason zero value = %v (%d), want %v, distinct from %v", zero, int(zero), StopUnknown, StopPowerOff)
+	}
+	tests := []struct {
+		name   string
+		script []func() kvm.Exit
+	}{
+		{"triple fault", []func() kvm.Exit{exitOf(&kvm.ShutdownExit{})}},
+		{"unhandled exit", []func() kvm.Exit{exitOf(&kvm.UnknownExit{Reason: kvm.ExitHypercall})}},
+		{"crash system event", []func() kvm.Exit{exitOf(&kvm.SystemEventExit{Type: kvm.SystemEventCrash})}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, _, _ := newTestVCPU(t, newFakeHW(tt.script...))
+			got, err := v.Run(context.Background())
+			if err == nil || got != StopUnknown {
+				t.Errorf("Run() = %v, %v, want %v and an error", got, err, StopUnknown)
+			}
+		})
+	}
+	t.Run("Run twice", func(t *testing.T) {
+		v, _, _ := newTestVCPU(t, newFakeHW(exitOf(&kvm.HLTExit{})))
+		if _, err := v.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := v.Run(context.Background()); err == nil || got != StopUnknown {
+			t.Errorf("second Run() = %v, %v, want %v and an error", got, err, StopUnknown)
+		}
+	})
+}
