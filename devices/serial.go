@@ -22,10 +22,13 @@ package devices
 // received data available (IER.ERBFI), transmitter holding register empty
 // (IER.ETBEI), modem status change (IER.EDSSI).
 //
-// Transmission is instantaneous: a THR write goes straight to the output, so
-// THR and the transmitter are always empty (LSR.THRE and LSR.TEMT stay set)
-// and the THRE interrupt fires again after every write while IER.ETBEI is
-// on. Linux's 8250 driver sends its console output from that interrupt.
+// Transmission does not wait for the host: a THR write queues the byte for
+// a writer goroutine (serial_tx.go), so THR is empty again at once and the
+// THRE interrupt fires again after every write while IER.ETBEI is on, as
+// long as the queue has room. Linux's 8250 driver sends its console output
+// from that interrupt. When the host falls behind, LSR.THRE and LSR.TEMT
+// clear until it catches up: backpressure through the bits a driver
+// watches, rather than a stalled vCPU or lost bytes.
 //
 // Reception never overruns: host input waits in a queue of up to
 // RxQueueSize bytes, and Enqueue says how much it took. The first
@@ -35,11 +38,14 @@ package devices
 // any byte is waiting: the FCR trigger level is stored but not used.
 //
 // The interrupt output is not gated by MCR.OUT2 (as it is on a PC board):
-// the line is high whenever the IIR shows an interrupt.
+// the line is high whenever the IIR shows an interrupt. The line is driven
+// after the registers' lock is released, under a lock of its own, so no
+// interrupt-controller call happens while a vCPU holds the device.
 
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Register offsets.
@@ -120,7 +126,6 @@ const (
 	LSRTxEmpty    = 1 << 6 // TEMT: THR and shift register both empty
 	LSRFIFOError  = 1 << 7 // an error byte is in the receive FIFO
 	lsrErrors     = LSROverrun | LSRParity | LSRFraming | LSRBreak
-	lsrAlwaysSet  = LSRTHREmpty | LSRTxEmpty
 	msrDeltaMask  = MSRDeltaCTS | MSRDeltaDSR | MSRRingEnded | MSRDeltaDCD
 	msrNoLoopback = MSRCTS | MSRDSR | MSRDCD // a terminal is attached
 )
@@ -145,19 +150,22 @@ const (
 )
 
 // Serial is a 16550A UART. It is safe for concurrent use by vCPU threads and
-// the goroutine that feeds it input.
+// the goroutine that feeds it input. Its output is written to out by a
+// goroutine of its own; Flush waits for it.
 type Serial struct {
-	mu  sync.Mutex
-	irq IRQLine
-	out io.Writer
-	r   serialRegs
+	mu   sync.Mutex // guards r and tx
+	irq  IRQLine
+	out  io.Writer
+	r    serialRegs
+	tx   txQueue
+	room chan struct{} // signalled when a full receive queue drains
 
-	irqHigh bool          // the level last driven on irq
-	room    chan struct{} // signalled when a full receive queue drains
-	tx      [1]byte       // the byte being sent, kept here so sending allocates nothing
+	lineMu   sync.Mutex // guards irqHigh and detached; taken before mu
+	irqHigh  bool       // the level last driven on irq
+	detached bool       // Detach was called: drive irq no more
 
 	// Counters, read with Stats.
-	outErrors, irqErrors uint64
+	outErrors, irqErrors, dropped atomic.Uint64
 }
 
 // serialRegs is everything the guest can observe; SerialState mirrors it.
@@ -170,6 +178,7 @@ type serialRegs struct {
 // SerialStats counts failures that the guest cannot be told about.
 type SerialStats struct {
 	OutErrors uint64 // writes to out that failed
+	Dropped   uint64 // output bytes lost: to failed writes, or sent into a full buffer
 	IRQErrors uint64 // SetLevel calls that failed
 }
 
@@ -177,6 +186,7 @@ type SerialStats struct {
 // divisor 12 (9600 baud). Transmitted bytes go to out; irq is its line.
 func NewSerial(irq IRQLine, out io.Writer) *Serial {
 	s := &Serial{irq: irq, out: out, room: make(chan struct{}, 1)}
+	s.tx.progress = make(chan struct{}, 1)
 	s.r.dll = 12
 	s.r.lcr = LCR8N1
 	s.r.msr = msrNoLoopback
@@ -191,9 +201,9 @@ func (s *Serial) Read(off uint64, p []byte) {
 	}
 	clear(p)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	p[0] = s.readReg(off)
-	s.updateIRQ()
+	s.mu.Unlock()
+	s.syncIRQ()
 }
 
 // Write handles a guest write to the register at off. Wider writes use the
@@ -203,9 +213,9 @@ func (s *Serial) Write(off uint64, p []byte) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.writeReg(off, p[0])
-	s.updateIRQ()
+	s.mu.Unlock()
+	s.syncIRQ()
 }
 
 func (s *Serial) readReg(off uint64) byte {
@@ -236,7 +246,13 @@ func (s *Serial) readReg(off uint64) byte {
 	case SerialMCR:
 		return r.mcr
 	case SerialLSR:
-		v := r.lsr | lsrAlwaysSet
+		v := r.lsr
+		if s.thrEmpty() {
+			v |= LSRTHREmpty
+		}
+		if s.txEmpty() {
+			v |= LSRTxEmpty
+		}
 		if len(r.rx) > 0 {
 			v |= LSRDataReady
 		}
@@ -262,7 +278,9 @@ func (s *Serial) writeReg(off uint64, v byte) {
 			return
 		}
 		s.transmit(v)
-		r.thrPending = true // the byte left at once: THR is empty again
+		// The byte went to the queue: THR is empty again unless the
+		// queue is nearly full, and then the writer re-arms it.
+		r.thrPending = s.thrEmpty()
 	case SerialIER:
 		if dlab {
 			r.dlm = v
@@ -270,7 +288,7 @@ func (s *Serial) writeReg(off uint64, v byte) {
 		}
 		old := r.ier
 		r.ier = v & ierMask
-		if r.ier&IERTHREmpty != 0 && old&IERTHREmpty == 0 {
+		if r.ier&IERTHREmpty != 0 && old&IERTHREmpty == 0 && s.thrEmpty() {
 			r.thrPending = true // enabling ETBEI with THR empty interrupts
 		}
 		if r.ier&IERTHREmpty == 0 {
@@ -290,7 +308,8 @@ func (s *Serial) writeReg(off uint64, v byte) {
 	}
 }
 
-// transmit sends one byte out, or back into the receiver in loopback mode.
+// transmit queues one byte for out, or puts it back into the receiver in
+// loopback mode.
 func (s *Serial) transmit(v byte) {
 	if s.r.mcr&MCRLoop != 0 {
 		if len(s.r.rx) >= RxQueueSize {
@@ -300,10 +319,7 @@ func (s *Serial) transmit(v byte) {
 		s.r.rx = append(s.r.rx, v)
 		return
 	}
-	s.tx[0] = v
-	if _, err := s.out.Write(s.tx[:]); err != nil {
-		s.outErrors++
-	}
+	s.queueTx(v)
 }
 
 // setMCR writes MCR and updates the modem inputs: in loopback they follow
@@ -362,22 +378,36 @@ func (s *Serial) interruptID() byte {
 	return IIRNone
 }
 
-// updateIRQ drives the line to match the IIR, calling SetLevel only when the
-// level changes.
-func (s *Serial) updateIRQ() {
+// syncIRQ drives the line to match the IIR, calling SetLevel only when the
+// level changes. It is called without mu, after a change: lineMu orders
+// the callers (vCPUs, the input feeder, the writer goroutine), and each
+// reads the registers afresh under it, so the last one to run leaves the
+// line at the level of the latest state whatever order they ran in.
+func (s *Serial) syncIRQ() {
+	s.lineMu.Lock()
+	defer s.lineMu.Unlock()
+	s.mu.Lock()
 	high := s.interruptID() != IIRNone
-	if high == s.irqHigh {
+	s.mu.Unlock()
+	if high == s.irqHigh || s.detached {
 		return
 	}
 	s.irqHigh = high
 	if err := s.irq.SetLevel(high); err != nil {
-		s.irqErrors++
+		s.irqErrors.Add(1)
 	}
+}
+
+// Detach stops the UART from driving its interrupt line, for when the
+// interrupt controller goes away before a writer that Flush gave up on has
+// finished.
+func (s *Serial) Detach() {
+	s.lineMu.Lock()
+	defer s.lineMu.Unlock()
+	s.detached = true
 }
 
 // Stats returns the failure counters.
 func (s *Serial) Stats() SerialStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return SerialStats{OutErrors: s.outErrors, IRQErrors: s.irqErrors}
+	return SerialStats{OutErrors: s.outErrors.Load(), Dropped: s.dropped.Load(), IRQErrors: s.irqErrors.Load()}
 }

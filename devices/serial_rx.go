@@ -36,13 +36,14 @@ func (s *Serial) dropRx(n int) {
 // the line.
 func (s *Serial) Enqueue(p []byte) int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.r.mcr&MCRLoop != 0 {
+		s.mu.Unlock()
 		return 0
 	}
 	n := min(len(p), RxQueueSize-len(s.r.rx))
 	s.r.rx = append(s.r.rx, p[:n]...)
-	s.updateIRQ()
+	s.mu.Unlock()
+	s.syncIRQ()
 	return n
 }
 

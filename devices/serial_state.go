@@ -14,7 +14,8 @@ type SerialState struct {
 	Rx                                []byte // received bytes not yet read, FIFO first
 }
 
-// State returns a copy of the UART's state.
+// State returns a copy of the UART's state. Output still queued for the
+// host writer is not part of it: Flush first.
 func (s *Serial) State() SerialState {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -69,12 +69,14 @@ func TestSerialTransmit(t *testing.T) {
 	for _, c := range []byte("hello\r\n") {
 		regWrite(s, SerialTHR, c)
 	}
+	flush(t, s)
 	if got, want := out.String(), "hello\r\n"; got != want {
 		t.Errorf("output = %q, want %q", got, want)
 	}
 	// With DLAB set, offset 0 is the divisor, not the THR.
 	regWrite(s, SerialLCR, LCRDLAB)
 	regWrite(s, SerialTHR, 'x')
+	flush(t, s)
 	if got, want := out.String(), "hello\r\n"; got != want {
 		t.Errorf("output after DLL write = %q, want %q", got, want)
 	}
@@ -83,9 +85,11 @@ func TestSerialTransmit(t *testing.T) {
 func TestSerialTransmitErrorsCounted(t *testing.T) {
 	s := NewSerial(&testIRQ{}, failingWriter{})
 	regWrite(s, SerialTHR, 'a')
+	flush(t, s)
 	regWrite(s, SerialTHR, 'b')
-	if got := s.Stats().OutErrors; got != 2 {
-		t.Errorf("Stats().OutErrors = %d, want 2", got)
+	flush(t, s)
+	if got, want := s.Stats(), (SerialStats{OutErrors: 2, Dropped: 2}); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
 	}
 }
 
@@ -299,13 +303,35 @@ func TestSerialStateRoundTrip(t *testing.T) {
 	}
 }
 
+// FuzzSerial drives the UART with any accesses, input, bursts of output
+// into a stalled host writer, and releases of that writer. After every
+// step the IRQ level must equal the IIR's "interrupt pending"; at the end
+// every byte the guest transmitted must have reached the writer or been
+// counted as dropped.
+//
+// Ops are byte pairs (op, v): op>>6 is 0 read register op&7; 1 enqueue
+// op&0x3f copies of v as input; 2 write v to register op&7; 3 with op&1
+// clear a burst of v*300 THR writes (at most
+// 4*TxBufferSize in all), with op&1 set let the writer run
+// until the buffer is empty.
 func FuzzSerial(f *testing.F) {
 	f.Add([]byte{0x83, 0x80, 0x80, 0x01, 0x83, 0x03, 0x81, 0x0f, 0x40, 'h', 0x02, 0x00})
 	f.Add([]byte{0x84, 0x10, 0x80, 'x', 0x05, 0x00, 0x00, 0x00})
+	f.Add([]byte{0x81, 0x02, 0xc0, 0xff, 0x05, 0x00, 0x02, 0x00, 0xc1, 0x00, 0x02, 0x00})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		irq := &testIRQ{}
-		var out bytes.Buffer
-		s := NewSerial(irq, &out)
+		out := newGatedWriter()
+		s := NewSerial(irq, out)
+		sent := 0 // bytes the guest transmitted to the line
+		thr := func(v byte) {
+			s.mu.Lock()
+			toLine := s.r.lcr&LCRDLAB == 0 && s.r.mcr&MCRLoop == 0
+			s.mu.Unlock()
+			if toLine {
+				sent++
+			}
+			regWrite(s, SerialTHR, v)
+		}
 		for len(ops) >= 2 {
 			op, v := ops[0], ops[1]
 			ops = ops[2:]
@@ -315,8 +341,22 @@ func FuzzSerial(f *testing.F) {
 				regRead(s, off)
 			case 1:
 				s.Enqueue(bytes.Repeat([]byte{v}, int(op&0x3f)))
+			case 2:
+				if off == SerialTHR {
+					thr(v)
+				} else {
+					regWrite(s, off, v)
+				}
 			default:
-				regWrite(s, off, v)
+				if op&1 == 0 {
+					// A burst, within a budget per input that still
+					// fills the buffer a few times over.
+					for range min(int(v)*300, 4*TxBufferSize-sent) {
+						thr(v)
+					}
+				} else {
+					out.release(t, s)
+				}
 			}
 			s.mu.Lock()
 			pending := s.interruptID() != IIRNone
@@ -324,6 +364,10 @@ func FuzzSerial(f *testing.F) {
 			if got := irq.level(); got != pending {
 				t.Fatalf("after op %#02x %#02x: IRQ level = %v, want %v (IIR pending)", op, v, got, pending)
 			}
+		}
+		out.release(t, s)
+		if got, dropped := out.len(), s.Stats().Dropped; got+int(dropped) != sent {
+			t.Fatalf("written %d + dropped %d bytes, want the %d sent", got, dropped, sent)
 		}
 	})
 }
