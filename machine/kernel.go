@@ -48,7 +48,9 @@ func loadKernel(mem *memory.Memory, c *Config, log io.Writer) (*Loaded, error) {
 			return nil, err
 		}
 	}
-	// Linux uses the PCIe ECAM window only if the e820 map reserves it.
+	// The ECAM window is reserved in the e820 map so that nothing is placed
+	// there; Linux finds and uses ECAM only through ACPI's MCFG table,
+	// which govmm does not give yet (issue 5).
 	e820, err := boot.E820Map(mem, boot.E820Entry{Addr: uint64(boot.PCIeECAMStart), Size: boot.PCIeECAMSize, Type: boot.E820Reserved})
 	if err != nil {
 		return nil, err
