@@ -17,6 +17,17 @@ package devices
 //
 // Unlike QEMU's isa-debug-exit, which exits with (v<<1)|1 so that a guest
 // can never exit 0, writing v here exits with exactly v: 0 is success.
+//
+// Everything here is guest-visible and guest-driven: a guest that finds the
+// device can choose the VMM's exit status and write lines to its log. The
+// log is rate-limited (MarkBurst marks, then one per MarkInterval; the
+// next mark let through says how many were left out, and MarksHeldBack
+// counts them all), and the VMM can leave the device out for guests it
+// does not trust (govmm -debug-devices off).
+//
+// A mark's line is written on the vCPU's thread, under no lock of the
+// device's: its point is the time it reaches the log, and the rate limit
+// bounds how often a guest can make a vCPU wait for a slow log.
 
 import (
 	"fmt"
@@ -34,14 +45,21 @@ const (
 	DebugExitSize    = 4 // bytes of registers, at the port and in MMIO
 )
 
+// The boot-timer log's rate limit.
+const (
+	MarkBurst    = 20                     // marks logged before the limit applies
+	MarkInterval = 100 * time.Millisecond // then one per interval
+)
+
 // DebugExit is the debug/test device. It is safe for concurrent use.
 type DebugExit struct {
 	onExit func(status int)
 	start  time.Time
 	now    func() time.Time
 
-	logMu sync.Mutex
+	logMu sync.Mutex // keeps lines whole on a log not safe for concurrent use
 	log   io.Writer
+	limit *logLimit
 
 	scratch   atomic.Uint64
 	marks     atomic.Uint64
@@ -58,7 +76,7 @@ type DebugExitState struct {
 // when the guest writes a status; it should make the VM stop and return,
 // not block. Marks are timed from start and written as lines to log.
 func NewDebugExit(onExit func(status int), start time.Time, log io.Writer) *DebugExit {
-	return &DebugExit{onExit: onExit, start: start, now: time.Now, log: log}
+	return &DebugExit{onExit: onExit, start: start, now: time.Now, log: log, limit: newLogLimit(MarkBurst, MarkInterval)}
 }
 
 // RestoreDebugExit rebuilds the device from st.
@@ -76,6 +94,9 @@ func (d *DebugExit) State() DebugExitState {
 
 // LogErrors counts marks that could not be written to the log.
 func (d *DebugExit) LogErrors() uint64 { return d.logErrors.Load() }
+
+// MarksHeldBack counts marks the rate limit kept out of the log.
+func (d *DebugExit) MarksHeldBack() uint64 { return d.limit.heldBack() }
 
 // Read returns the scratch count's low byte at DebugExitScratch, else 0.
 func (d *DebugExit) Read(off uint64, p []byte) {
@@ -105,12 +126,21 @@ func (d *DebugExit) Write(off uint64, p []byte) {
 
 func (d *DebugExit) mark(label byte) {
 	d.marks.Add(1)
-	since := d.now().Sub(d.start)
+	now := d.now()
+	ok, heldBack := d.limit.allow(now)
+	if !ok {
+		return
+	}
+	since := now.Sub(d.start)
+	var line []byte
+	if heldBack > 0 {
+		line = fmt.Appendf(line, "boot-timer: %d marks not logged (rate limit: %d, then one per %v)\n", heldBack, MarkBurst, MarkInterval)
+	}
+	line = fmt.Appendf(line, "boot-timer: mark %d (%#02x) at %d us (%v) since VMM start\n",
+		label, label, since.Microseconds(), since.Round(time.Microsecond))
 	d.logMu.Lock()
 	defer d.logMu.Unlock()
-	_, err := fmt.Fprintf(d.log, "boot-timer: mark %d (%#02x) at %d us (%v) since VMM start\n",
-		label, label, since.Microseconds(), since.Round(time.Microsecond))
-	if err != nil {
+	if _, err := d.log.Write(line); err != nil {
 		d.logErrors.Add(1)
 	}
 }

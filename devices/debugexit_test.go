@@ -2,6 +2,8 @@ package devices
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,5 +73,37 @@ func TestDebugExitScratch(t *testing.T) {
 	st := d.State()
 	if got := RestoreDebugExit(st, nil, time.Now(), &bytes.Buffer{}).State(); got != st {
 		t.Errorf("RestoreDebugExit(st).State() = %+v, want %+v", got, st)
+	}
+}
+
+// TestDebugExitMarkRateLimit: a guest that writes marks in a tight loop
+// gets MarkBurst lines, then one per MarkInterval, the first of which says
+// how many were left out; every mark is still counted.
+func TestDebugExitMarkRateLimit(t *testing.T) {
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	var log bytes.Buffer
+	d := NewDebugExit(nil, start, &log)
+	d.now = func() time.Time { return now }
+	const flood = 1000
+	for range flood {
+		d.Write(DebugExitMark, []byte{1})
+	}
+	if got, want := strings.Count(log.String(), "\n"), MarkBurst; got != want {
+		t.Errorf("lines after %d marks at once = %d, want %d", flood, got, want)
+	}
+	if got, want := d.MarksHeldBack(), uint64(flood-MarkBurst); got != want {
+		t.Errorf("MarksHeldBack() = %d, want %d", got, want)
+	}
+	log.Reset()
+	now = now.Add(MarkInterval)
+	d.Write(DebugExitMark, []byte{2})
+	want := fmt.Sprintf("boot-timer: %d marks not logged (rate limit: %d, then one per %v)\n"+
+		"boot-timer: mark 2 (0x02) at 100000 us (100ms) since VMM start\n", flood-MarkBurst, MarkBurst, MarkInterval)
+	if got := log.String(); got != want {
+		t.Errorf("log after one interval = %q, want %q", got, want)
+	}
+	if got, want := d.State().Marks, uint64(flood+1); got != want {
+		t.Errorf("State().Marks = %d, want %d", got, want)
 	}
 }
