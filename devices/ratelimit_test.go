@@ -16,12 +16,12 @@ func TestLogLimit(t *testing.T) {
 	}{
 		{0, true, 0}, {0, true, 0}, {1, true, 0}, // the burst
 		{2, false, 0}, {50, false, 0}, // held back
-		{100, true, 2},                // one token back after an interval; says 2 were held back
-		{101, false, 0},               // and it is spent
-		{350, true, 1},                // 2 more tokens by 300 ms
-		{351, true, 0},                //
-		{352, false, 0},               //
-		{10000, true, 1},              // a long quiet spell refills the burst, no more
+		{100, true, 2},   // one token back after an interval; says 2 were held back
+		{101, false, 0},  // and it is spent
+		{350, true, 1},   // 2 more tokens by 300 ms
+		{351, true, 0},   //
+		{352, false, 0},  //
+		{10000, true, 1}, // a long quiet spell refills the burst, no more
 		{10000, true, 0}, {10000, true, 0}, {10000, false, 0},
 	}
 	for i, st := range steps {
