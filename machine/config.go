@@ -95,6 +95,12 @@ type Config struct {
 	Verbose bool
 	// Start is when the VMM started, for boot-timer marks. Zero means now.
 	Start time.Time
+	// NoDebugDevices leaves out govmm's guest-visible debug devices: the
+	// debug-exit device (a guest could choose the VMM's exit status and
+	// write boot-timer lines to Log) and the serial port's MMIO alias.
+	// For guests that are not trusted; the test guests and govmm exec's
+	// agent need them.
+	NoDebugDevices bool
 }
 
 func (c *Config) validate() error {

@@ -79,7 +79,7 @@ func New(c Config) (m *Machine, err error) {
 			return m, fmt.Errorf("adding RAM [%v, %v) to the VM: %w", r.Start, r.End(), err)
 		}
 	}
-	if m.plat, err = newPlatform(m, m.mem, c.SerialOut, m.log, c.Start, m.powerOff, m.reset); err != nil {
+	if m.plat, err = newPlatform(m, m.mem, c.SerialOut, m.log, c.Start, !c.NoDebugDevices, m.powerOff, m.reset); err != nil {
 		return m, err
 	}
 	if m.Loaded, err = loadKernel(m.mem, &m.cfg, m.log); err != nil {
@@ -203,6 +203,9 @@ func (m *Machine) Host() kvm.HostKind { return m.host }
 // while Run is running.
 func (m *Machine) Close() error {
 	var errs []error
+	if m.plat != nil {
+		m.plat.close()
+	}
 	for _, hw := range m.hw {
 		errs = append(errs, hw.Close())
 	}

@@ -85,6 +85,7 @@ func (m *Machine) Run(ctx context.Context) (Result, error) {
 			errs = append(errs, o.err)
 		}
 	}
+	m.plat.finish(m.log) // every byte of serial output out before Run returns
 	m.report()
 	if m.end.set {
 		return Result{Reason: m.end.reason, Status: m.end.status, DebugExit: m.end.debugExit}, nil
