@@ -110,6 +110,9 @@ func parseExecFlags(args []string, stderr io.Writer) (*execOptions, error) {
 	if err := v.apply(&o.options); err != nil {
 		return nil, err
 	}
+	if !o.debugDevices {
+		return nil, fmt.Errorf("-debug-devices off: govmm exec needs the debug-exit device, through which the guest agent ends the VM with the command's status; run the guest with govmm -kernel ... -debug-devices off instead")
+	}
 	if o.timeout < 0 {
 		return nil, fmt.Errorf("-timeout %v: give a positive duration like 30s or 10m, or 0 for no limit", o.timeout)
 	}

@@ -40,6 +40,8 @@ func TestParseExecFlags(t *testing.T) {
 		{"bad timeout", []string{"-timeout", "soon", "--", "true"}, nil, "govmm exec -h"},
 		{"bad mem", []string{"-mem", "lots", "--", "true"}, nil, "-mem"},
 		{"no -serial in exec", []string{"-serial", "none", "--", "true"}, nil, "govmm exec -h"},
+		{"debug devices on", []string{"-debug-devices", "on", "--", "true"}, func(o *execOptions) bool { return o.debugDevices }, ""},
+		{"exec needs the debug devices", []string{"-debug-devices", "off", "--", "true"}, nil, "govmm exec needs the debug-exit device"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ type options struct {
 	kvmPath                 string
 	cacheDir                string
 	hide                    machine.HideMode
+	debugDevices            bool // -debug-devices on
 	verbose                 bool
 	help                    bool
 }
@@ -76,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 // vmFlagValues are the shared flags' raw words, checked by apply.
-type vmFlagValues struct{ mem, boot, hide string }
+type vmFlagValues struct{ mem, boot, hide, debugDevices string }
 
 // addVMFlags adds the flags govmm and govmm exec share: the machine's
 // size, boot path, KVM device, cache and CPUID hiding.
@@ -87,6 +88,7 @@ func addVMFlags(fs *pflag.FlagSet, o *options, v *vmFlagValues) {
 	fs.StringVar(&o.kvmPath, "kvm", "/dev/kvm", "the KVM device")
 	fs.StringVar(&o.cacheDir, "cache", defaultCacheDir(), "cache folder for decompressed kernels")
 	fs.StringVar(&v.hide, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
+	fs.StringVar(&v.debugDevices, "debug-devices", "on", "govmm's guest-visible debug devices: the debug-exit device (port 0xf4 and MMIO 0xd0001000; with it a guest chooses govmm's exit status and logs boot-timer lines) and COM1's MMIO alias (0xd0000000): on, or off for a guest you do not trust")
 }
 
 // apply checks the shared flags' words and puts their values in o.
@@ -103,6 +105,14 @@ func (v *vmFlagValues) apply(o *options) error {
 	}
 	if o.hide, err = machine.ParseHideMode(v.hide); err != nil {
 		return fmt.Errorf("-hide-cpuid: %w", err)
+	}
+	switch v.debugDevices {
+	case "on":
+		o.debugDevices = true
+	case "off":
+		o.debugDevices = false
+	default:
+		return fmt.Errorf("-debug-devices %q: give on or off", v.debugDevices)
 	}
 	return nil
 }

@@ -25,8 +25,10 @@ func TestParseFlags(t *testing.T) {
 			func(o *options) bool { return o.kernel == "bz" && o.verbose && o.mem == 512<<20 }, ""},
 		{"defaults", []string{"-kernel", "bz"},
 			func(o *options) bool {
-				return o.boot == machine.BootAuto && o.hide == machine.HideAuto && o.cmdline == defaultCmdline && o.serial == "stdio"
+				return o.boot == machine.BootAuto && o.hide == machine.HideAuto && o.cmdline == defaultCmdline && o.serial == "stdio" && o.debugDevices
 			}, ""},
+		{"debug devices off", []string{"-kernel", "bz", "-debug-devices", "off"}, func(o *options) bool { return !o.debugDevices }, ""},
+		{"bad debug-devices", []string{"-kernel", "bz", "-debug-devices", "no"}, nil, "-debug-devices \"no\": give on or off"},
 		{"no kernel", []string{"-mem", "1G"}, nil, "no kernel"},
 		{"bad size", []string{"-kernel", "bz", "-mem", "lots"}, nil, "-mem"},
 		{"bad cpus", []string{"-kernel", "bz", "-cpus", "0"}, nil, "-cpus"},
@@ -62,7 +64,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	if err != nil || !o.help {
 		t.Fatalf("parseFlags(-h) = %+v, %v, want help", o, err)
 	}
-	for _, f := range []string{"--kernel", "--initrd", "--append", "--mem", "--cpus", "--boot", "--serial", "--kvm", "--cache", "--hide-cpuid", "--verbose", "Exit status"} {
+	for _, f := range []string{"--kernel", "--initrd", "--append", "--mem", "--cpus", "--boot", "--serial", "--kvm", "--cache", "--hide-cpuid", "--debug-devices", "--verbose", "Exit status"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("-h output lacks %q:\n%s", f, out.String())
 		}

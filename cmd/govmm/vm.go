@@ -39,6 +39,8 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		Log:      stderr,
 		Verbose:  o.verbose,
 		Start:    start,
+
+		NoDebugDevices: !o.debugDevices,
 	}
 	switch {
 	case o.serial == "stdio":
