@@ -68,6 +68,22 @@ const (
 	EBDAStart memory.GuestAddr = 0x9fc00
 	// LegacyHoleStart is the start of the VGA window and option/BIOS ROMs.
 	LegacyHoleStart memory.GuestAddr = 0xa0000
+	// BIOSAreaStart is where a PC's system BIOS ROM would be: 0xE0000 to
+	// HighMemStart. It holds the ACPI tables, inside the legacy hole, which
+	// the e820 map reserves, so the guest keeps them.
+	BIOSAreaStart memory.GuestAddr = 0xE0000
+	// RSDPAddr is the ACPI RSDP: the first 16-byte boundary of the BIOS
+	// area, where an OS that scans 0xE0000-0xFFFFF for "RSD PTR " finds
+	// it; the zero page's acpi_rsdp_addr names it too.
+	RSDPAddr memory.GuestAddr = BIOSAreaStart
+	// RSDPSize is the ACPI 2.0 RSDP's 36 bytes, rounded up to 64.
+	RSDPSize = 0x40
+	// ACPITablesAddr is where the other ACPI tables (XSDT, FADT, FACS,
+	// DSDT, MADT, MCFG) go, one after another, up to HighMemStart.
+	ACPITablesAddr = RSDPAddr + RSDPSize
+	// ACPITablesSize is the room for them: the rest of the BIOS area
+	// (about 128 KiB; 255 vCPUs need under 5 KiB).
+	ACPITablesSize = uint64(HighMemStart - ACPITablesAddr)
 	// HighMemStart is 1 MiB, the end of the legacy hole.
 	HighMemStart memory.GuestAddr = 0x10_0000
 

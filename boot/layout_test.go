@@ -25,7 +25,9 @@ func fixedRegions() []span {
 		{"PDs", PDAddr, PageTablesEnd},
 		{"cmdline", CmdlineAddr, CmdlineAddr + CmdlineMax},
 		{"EBDA", EBDAStart, LegacyHoleStart},
-		{"legacy hole", LegacyHoleStart, HighMemStart},
+		{"VGA window and option ROMs", LegacyHoleStart, BIOSAreaStart},
+		{"ACPI RSDP", RSDPAddr, RSDPAddr + RSDPSize},
+		{"ACPI tables", ACPITablesAddr, ACPITablesAddr + memory.GuestAddr(ACPITablesSize)},
 		{"PCI 32-bit window", PCIMMIO32Start, PCIMMIO32Start + PCIMMIO32Size},
 		{"serial MMIO", SerialMMIO, SerialMMIO + SerialMMIOSize},
 		{"debug-exit MMIO", DebugExitMMIO, DebugExitMMIO + DebugExitMMIOSize},
@@ -71,6 +73,8 @@ func TestLayoutContainment(t *testing.T) {
 		within{span{"serial MMIO", SerialMMIO, SerialMMIO + SerialMMIOSize}, platform},
 		within{span{"debug-exit MMIO", DebugExitMMIO, DebugExitMMIO + DebugExitMMIOSize}, platform},
 		within{platform, hole},
+		within{span{"ACPI RSDP", RSDPAddr, RSDPAddr + RSDPSize}, span{"legacy hole", LegacyHoleStart, HighMemStart}},
+		within{span{"ACPI tables", ACPITablesAddr, ACPITablesAddr + memory.GuestAddr(ACPITablesSize)}, span{"BIOS area", BIOSAreaStart, HighMemStart}},
 		within{span{"stack top", StackTop - 16, StackTop}, span{"stack", StackStart, StackEnd}},
 	)
 	for _, tt := range tests {
@@ -95,6 +99,8 @@ func TestLayoutValues(t *testing.T) {
 		{"MMIOHoleStart", uint64(MMIOHoleStart), 3 << 30},
 		{"PCIeECAMStart % PCIeECAMSize", uint64(PCIeECAMStart % PCIeECAMSize), 0},
 		{"KernelLoad", uint64(KernelLoad), 1 << 20},
+		{"RSDPAddr % 16", uint64(RSDPAddr % 16), 0},
+		{"ACPITablesAddr + ACPITablesSize", uint64(ACPITablesAddr) + ACPITablesSize, uint64(HighMemStart)},
 		{"BootCS", uint64(BootCS), 2 * 8},
 		{"BootDS", uint64(BootDS), 3 * 8},
 		{"BootTSS+16 <= GDTSize", uint64(BootTSS) + 16, GDTSize},

@@ -13,6 +13,8 @@ const (
 	leafExtFeatures1 = 0x8000_0001
 	leafHypervisor   = 0x4000_0000
 	leafBrand        = 0x8000_0002 // and the next two: the brand string
+	leafAMDSizes     = 0x8000_0008 // AMD: ECX has the core count and APIC ID core bits
+	leafAMDTopology  = 0x8000_001E // AMD: extended APIC ID, core and node IDs
 )
 
 // kvmSignature is leaf 0x40000000 as KVM defines it: the highest
@@ -91,6 +93,8 @@ var PVMHidden = []CPUIDBit{
 }
 
 // Topology of the guest: one socket, one thread per core, Cores cores.
+// It is the one source of the vCPUs' APIC IDs (APICID), which both the
+// CPUID built here and the ACPI MADT use.
 type Topology struct {
 	Cores int
 }
@@ -133,8 +137,15 @@ func BuildCPUID(supported []kvm.CPUIDEntry, opts CPUIDOptions) []kvm.CPUIDEntry 
 				e.EDX |= 1 << 28 // HTT: EBX[23:16] is valid
 			}
 		case leafCacheParams:
-			// EAX[31:26]: cores per package minus one.
-			e.EAX = e.EAX&0x03FF_FFFF | (cores-1)<<26
+			// EAX[31:26]: cores per package minus one; EAX[25:14]:
+			// logical processors sharing this cache minus one: one
+			// thread per core keeps L1 and L2 private, the package's
+			// cores share L3 (EAX[7:5] is the cache level).
+			sharing := uint32(0)
+			if (e.EAX>>5)&7 >= 3 {
+				sharing = cores - 1
+			}
+			e.EAX = e.EAX&0x0000_3FFF | (cores-1)<<26 | sharing<<14
 		case leafTopology, leafExtTopology:
 			e.EDX = id // x2APIC ID
 			switch e.Index {
@@ -148,6 +159,17 @@ func BuildCPUID(supported []kvm.CPUIDEntry, opts CPUIDOptions) []kvm.CPUIDEntry 
 			default:
 				e.EAX, e.EBX, e.ECX = 0, 0, e.Index
 			}
+		case leafAMDSizes:
+			// ECX[7:0] NC: cores minus one; ECX[15:12]: APIC ID bits
+			// that number the cores (AMD APM vol. 3, E.4.7).
+			e.ECX = e.ECX&^0xF0FF | uint32(bitsFor(cores))<<12 | (cores-1)&0xFF
+		case leafAMDTopology:
+			// EAX: the extended APIC ID; EBX[7:0] core ID, [15:8]
+			// threads per core minus one; ECX[7:0] node ID, [10:8]
+			// nodes per package minus one (AMD APM vol. 3, E.4.15).
+			e.EAX = id
+			e.EBX = e.EBX&^0xFFFF | id&0xFF
+			e.ECX = e.ECX &^ 0x7FF
 		}
 		kept = append(kept, e)
 	}
