@@ -101,6 +101,12 @@ type Config struct {
 	// For guests that are not trusted; the test guests and govmm exec's
 	// agent need them.
 	NoDebugDevices bool
+	// Confine, if set, is called by Run once the console is open and
+	// before any vCPU runs, on the goroutine that called Run: the place
+	// for a seccomp filter (package seccomp), which then covers every
+	// thread that runs the guest. An error ends Run before the guest
+	// starts.
+	Confine func() error
 }
 
 func (c *Config) validate() error {

@@ -63,6 +63,11 @@ func (m *Machine) Run(ctx context.Context) (Result, error) {
 		err    error
 	}
 	done := make(chan outcome, len(m.vcpus))
+	if m.cfg.Confine != nil {
+		if err := m.cfg.Confine(); err != nil {
+			return Result{}, err
+		}
+	}
 	if m.cfg.Verbose {
 		fmt.Fprintf(m.log, "govmm: starting %d vCPU(s) %v after start (%s host)\n", len(m.vcpus), time.Since(m.cfg.Start).Round(time.Microsecond), m.host)
 	}
