@@ -18,11 +18,11 @@ func TestBootFlow(t *testing.T) {
 		var k *Kernel
 		var err error
 		if fast {
-			elf, _, derr := DecompressCached(t.TempDir(), img)
+			c, derr := DecompressCached(t.TempDir(), img)
 			if derr != nil {
 				t.Fatalf("DecompressCached = %v", derr)
 			}
-			if k, err = LoadELF(mem, elf); err != nil {
+			if k, err = LoadELF(mem, c.ELF); err != nil {
 				t.Fatalf("LoadELF = %v", err)
 			}
 			bz, perr := ParseBzImage(img)

@@ -183,42 +183,6 @@ func TestDecompressBzImage(t *testing.T) {
 	}
 }
 
-func TestDecompressCached(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "cache")
-	elf := fakeVmlinux(50 << 10)
-	f := validBz()
-	f.payload = sizeAppend(zstdBytes(t, elf), len(elf))
-	img := f.build()
-	steps := []struct {
-		name    string
-		before  func()
-		wantHit bool
-	}{
-		{"cold", func() {}, false},
-		{"warm", func() {}, true},
-		{"corrupt cache file", func() {
-			if err := os.WriteFile(CachePath(dir, img), []byte("junk"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}, false},
-		{"rewritten", func() {}, true},
-	}
-	for _, s := range steps {
-		s.before()
-		got, hit, err := DecompressCached(dir, img)
-		if err != nil || hit != s.wantHit || !bytes.Equal(got, elf) {
-			t.Errorf("DecompressCached(%s) = %d bytes, hit %v, %v, want %d bytes, hit %v, nil", s.name, len(got), hit, err, len(elf), s.wantHit)
-		}
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) != 1 {
-		t.Errorf("cache dir holds %d entries (%v), want 1 (no temporary files left)", len(entries), err)
-	}
-	if _, _, err := DecompressCached(dir, []byte("not a bzImage")); !errors.Is(err, ErrNoFastPath) {
-		t.Errorf("DecompressCached(not a bzImage) = %v, want ErrNoFastPath", err)
-	}
-}
-
 // payloadSeeds are the committed seeds of FuzzDecompressPayload.
 func payloadSeeds(t testing.TB) map[string][]byte {
 	elf := buildELF(16<<20, fakeSegment{paddr: 16 << 20, data: []byte("kernel kernel kernel")})
