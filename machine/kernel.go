@@ -121,7 +121,12 @@ func loadFast(mem *memory.Memory, c *Config, bz *boot.BzImage) (*boot.Kernel, bo
 	if c.CacheDir == "" {
 		elf, err = boot.Decompress(c.Kernel)
 	} else {
-		elf, hit, err = boot.DecompressCached(c.CacheDir, c.Kernel)
+		var cached boot.Cached
+		cached, err = boot.DecompressCached(c.CacheDir, c.Kernel)
+		elf, hit = cached.ELF, cached.Hit
+		if cached.Stale != nil && c.Verbose && c.Log != nil {
+			fmt.Fprintf(c.Log, "govmm: kernel cache: decompressed the kernel again, not using %v\n", cached.Stale)
+		}
 		if err != nil && elf != nil && !errors.Is(err, boot.ErrNoFastPath) {
 			// Only writing the cache failed: boot anyway, say so.
 			if c.Log != nil {
