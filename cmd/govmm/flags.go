@@ -144,7 +144,12 @@ func longDashes(fs *pflag.FlagSet, args []string) []string {
 	return out
 }
 
-// defaultCacheDir is $GOVMM_CACHE, else the user's cache folder.
+// defaultCacheDir is $GOVMM_CACHE, else govmm in the user's cache folder
+// ($XDG_CACHE_HOME or ~/.cache), else, with neither $XDG_CACHE_HOME nor
+// $HOME set, a folder named with the user's uid in the temporary folder.
+// The kernel cache creates whichever it is 0700, and uses it only while it
+// is not a symlink, belongs to the user and is closed to others' writes
+// (boot.DecompressCached), which matters most in a shared /tmp.
 func defaultCacheDir() string {
 	if d := os.Getenv("GOVMM_CACHE"); d != "" {
 		return d
@@ -152,5 +157,5 @@ func defaultCacheDir() string {
 	if d, err := os.UserCacheDir(); err == nil {
 		return filepath.Join(d, "govmm")
 	}
-	return filepath.Join(os.TempDir(), "govmm-cache")
+	return filepath.Join(os.TempDir(), fmt.Sprintf("govmm-cache-%d", os.Geteuid()))
 }

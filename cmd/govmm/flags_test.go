@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,5 +71,28 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("-h output lacks %q:\n%s", f, out.String())
 		}
+	}
+}
+
+func TestDefaultCacheDir(t *testing.T) {
+	tests := []struct {
+		name                  string
+		govmmCache, xdg, home string
+		want                  string
+	}{
+		{"GOVMM_CACHE", "/srv/c", "/x", "/h", "/srv/c"},
+		{"XDG_CACHE_HOME", "", "/x", "/h", "/x/govmm"},
+		{"HOME", "", "", "/h", "/h/.cache/govmm"},
+		{"neither: per-user under the temp dir", "", "", "", filepath.Join(os.TempDir(), fmt.Sprintf("govmm-cache-%d", os.Geteuid()))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOVMM_CACHE", tt.govmmCache)
+			t.Setenv("XDG_CACHE_HOME", tt.xdg)
+			t.Setenv("HOME", tt.home)
+			if got := defaultCacheDir(); got != tt.want {
+				t.Errorf("defaultCacheDir() = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
