@@ -2,12 +2,20 @@ package vcpu
 
 import (
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/govmm/govmm/kvm"
 )
 
 // fakeHW plays back a script of exits, then behaves like a guest spinning
 // in a loop: KVM_RUN blocks until a kick sets immediate_exit.
+//
+// Tests hold the loop where they need it, without sleeping: entered says
+// the loop is inside KVM_RUN's spin; with hold set, that KVM_RUN ignores
+// kicks and returns only the exit release gives it, as a KVM_RUN that has
+// not yet noticed a kick would; onKick runs on the kicking goroutine each
+// time SetImmediateExit(true) is called.
 type fakeHW struct {
 	mu        sync.Mutex
 	script    []func() kvm.Exit
@@ -18,10 +26,15 @@ type fakeHW struct {
 	events    kvm.VCPUEvents
 	xsave     kvm.XSAVE
 	runs      int
+	inRun     bool // the loop is inside the spin
+
+	entered chan struct{} // a token each time the spin begins; never blocks the loop
+	hold    chan kvm.Exit // when set, the spin waits here instead of for a kick
+	onKick  func()        // called, without mu, by SetImmediateExit(true)
 }
 
 func newFakeHW(script ...func() kvm.Exit) *fakeHW {
-	return &fakeHW{script: script, kicked: make(chan struct{}, 1)}
+	return &fakeHW{script: script, kicked: make(chan struct{}, 1), entered: make(chan struct{}, 1)}
 }
 
 func (f *fakeHW) Run() (kvm.Exit, error) {
@@ -37,7 +50,21 @@ func (f *fakeHW) Run() (kvm.Exit, error) {
 		f.mu.Unlock()
 		return next(), nil
 	}
+	hold := f.hold
+	f.inRun = true
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inRun = false
+		f.mu.Unlock()
+	}()
+	select {
+	case f.entered <- struct{}{}:
+	default: // a token is already there
+	}
+	if hold != nil {
+		return <-hold, nil // kicks go unnoticed until the test releases it
+	}
 	<-f.kicked // the guest spins until the VMM kicks it out
 	return &kvm.InterruptedExit{}, nil
 }
@@ -45,12 +72,56 @@ func (f *fakeHW) Run() (kvm.Exit, error) {
 func (f *fakeHW) SetImmediateExit(on bool) {
 	f.mu.Lock()
 	f.immediate = on
+	hook := f.onKick
 	f.mu.Unlock()
-	if on {
-		select {
-		case f.kicked <- struct{}{}:
-		default:
-		}
+	if !on {
+		return
+	}
+	if hook != nil {
+		hook()
+	}
+	select {
+	case f.kicked <- struct{}{}:
+	default:
+	}
+}
+
+// holdRuns makes every later spin ignore kicks until release.
+func (f *fakeHW) holdRuns() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hold = make(chan kvm.Exit)
+}
+
+// release ends holding: the held KVM_RUN returns e, and later ones spin
+// until kicked again. The loop must be inside the held KVM_RUN.
+func (f *fakeHW) release(e kvm.Exit) {
+	f.mu.Lock()
+	hold := f.hold
+	f.hold = nil
+	f.mu.Unlock()
+	hold <- e
+}
+
+func (f *fakeHW) setOnKick(hook func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onKick = hook
+}
+
+func (f *fakeHW) spinning() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inRun
+}
+
+// waitEntered waits until the loop has begun a spin since the last call.
+func (f *fakeHW) waitEntered(t *testing.T, why string) {
+	t.Helper()
+	select {
+	case <-f.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the vCPU loop did not enter KVM_RUN within 10 s: %s", why)
 	}
 }
 

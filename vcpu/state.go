@@ -2,15 +2,18 @@ package vcpu
 
 import "fmt"
 
-// RunState is where a vCPU is in its life. The transitions, all made by the
-// vCPU's own thread in Run:
+// RunState is where a vCPU is in its life. The transitions, made by the
+// vCPU's own thread in Run except Resume's:
 //
 //	Created --Run--> Running
-//	Running --Pause--> Paused --Resume--> Running
-//	Running --guest stops, error, or context done--> Stopped
-//	Paused  --context done--> Stopped
+//	Running --Pause--> Paused    the loop, between two KVM_RUNs, answering
+//	                             the one Pause still waiting
+//	Paused  --Resume--> Running  Resume itself, so a second Resume fails
+//	Running --guest stops, error, Stop or context done--> Stopped
+//	Paused  --Stop or context done--> Stopped
 //
-// Stopped is final.
+// Stopped is final. A Pause whose context ends before the loop answers it
+// is withdrawn: the vCPU stays Running and never pauses for it.
 type RunState int32
 
 const (

@@ -65,17 +65,28 @@ type VCPU struct {
 
 	stopOnce sync.Once
 	stopCh   chan struct{} // closed by Stop
-	pausedCh chan struct{} // the loop acknowledges a pause here
-	resumeCh chan struct{}
+	exited   chan struct{} // closed when Run returns
+
+	// mu orders Pause, Resume and the loop's answer to a pause, so that
+	// each acknowledgement belongs to exactly one request. It also guards
+	// every store to state after Run has started.
+	mu      sync.Mutex
+	pending *pauseRequest // the Pause waiting for the loop; nil when none
+	resume  chan struct{} // while Paused: Resume closes it; nil otherwise
+}
+
+// pauseRequest is one call of Pause. The loop closes paused when it has
+// paused for this request and no other.
+type pauseRequest struct {
+	paused chan struct{}
 }
 
 // New returns a vCPU in the Created state.
 func New(c Config) *VCPU {
 	return &VCPU{
-		Config:   c,
-		stopCh:   make(chan struct{}),
-		pausedCh: make(chan struct{}, 1),
-		resumeCh: make(chan struct{}, 1),
+		Config: c,
+		stopCh: make(chan struct{}),
+		exited: make(chan struct{}),
 	}
 }
 
@@ -94,12 +105,14 @@ func (v *VCPU) SetObserver(o Observer) {
 // Run runs the guest on the calling goroutine, locked to its OS thread,
 // until the guest stops, an exit cannot be handled, Stop is called or ctx
 // is done. It returns why the guest stopped; an error is a *GuestError when
-// the guest did something the VMM cannot handle.
+// the guest did something the VMM cannot handle, and comes with
+// StopUnknown.
 func (v *VCPU) Run(ctx context.Context) (StopReason, error) {
 	if !v.state.CompareAndSwap(int32(Created), int32(Running)) {
 		return StopUnknown, fmt.Errorf("vcpu %d: Run called in state %v, want %v", v.ID, v.RunState(), Created)
 	}
-	defer v.state.Store(int32(Stopped))
+	defer close(v.exited)
+	defer v.setStopped()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	v.tid.Store(int32(unix.Gettid()))
@@ -127,24 +140,52 @@ func (v *VCPU) Run(ctx context.Context) (StopReason, error) {
 	}
 }
 
+// setStopped makes the final transition: a Resume or Pause after it finds
+// the vCPU stopped, and a Pause still waiting is answered by exited.
+func (v *VCPU) setStopped() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.state.Store(int32(Stopped))
+	v.pending = nil
+	v.resume = nil
+}
+
 // serveRequests handles Stop and Pause between two KVM_RUNs. It reports
 // whether the loop must end.
 func (v *VCPU) serveRequests() bool {
 	if v.requests.Load()&reqStop != 0 {
 		return true
 	}
-	if v.requests.And(^reqPause)&reqPause == 0 {
-		return false
+	resume := v.takePause()
+	if resume == nil {
+		return false // the request was withdrawn: its Pause gave up
 	}
-	v.state.Store(int32(Paused))
-	v.pausedCh <- struct{}{}
 	select {
-	case <-v.resumeCh:
-		v.state.Store(int32(Running))
-		return false
+	case <-resume:
+		return false // Resume has already made the vCPU Running
 	case <-v.stopCh:
 		return true
 	}
+}
+
+// takePause answers the pending Pause, if one is still waiting: the vCPU
+// becomes Paused and the request's own channel is closed, all under mu, so
+// a Pause that gives up at the same moment sees either its request still
+// pending (and withdraws it) or the loop paused for it. It returns the
+// channel Resume closes, or nil when there was nothing to answer.
+func (v *VCPU) takePause() chan struct{} {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.requests.And(^reqPause)
+	req := v.pending
+	if req == nil {
+		return nil
+	}
+	v.pending = nil
+	v.resume = make(chan struct{})
+	v.state.Store(int32(Paused))
+	close(req.paused)
+	return v.resume
 }
 
 // Stop asks the loop to end; Run then returns StopCanceled. It returns at
@@ -156,29 +197,78 @@ func (v *VCPU) Stop() {
 }
 
 // Pause asks the loop to pause and waits until it has, or until ctx is done
-// or the vCPU stops. While paused, the vCPU's registers may be read.
+// or Run returns. While paused, the vCPU's registers may be read; Resume
+// lets it go on. One Pause may wait at a time.
+//
+// Pause returns nil exactly when the loop paused for this call (it may
+// have stopped since, if Stop came too). When ctx ends first, the request
+// is withdrawn and the loop goes on running; if the loop paused at the
+// very moment ctx ended, the pause stands and Pause returns nil, so a
+// caller never leaves behind a pause it did not see.
 func (v *VCPU) Pause(ctx context.Context) error {
-	if s := v.RunState(); s != Running {
-		return fmt.Errorf("vcpu %d: cannot pause in state %v", v.ID, s)
+	req, err := v.requestPause()
+	if err != nil {
+		return err
 	}
-	v.requests.Or(reqPause)
 	v.kick()
 	select {
-	case <-v.pausedCh:
+	case <-req.paused:
 		return nil
-	case <-v.stopCh:
-		return fmt.Errorf("vcpu %d: stopped before it paused", v.ID)
+	case <-v.exited:
 	case <-ctx.Done():
+	}
+	withdrawn := v.withdraw(req)
+	select {
+	case <-req.paused:
+		return nil // the loop paused for this request as ctx ended or Run returned
+	default:
+	}
+	if withdrawn {
 		return fmt.Errorf("vcpu %d: pause: %w", v.ID, ctx.Err())
 	}
+	return fmt.Errorf("vcpu %d: stopped before it paused", v.ID)
 }
 
-// Resume lets a paused vCPU run again.
-func (v *VCPU) Resume() error {
-	if s := v.RunState(); s != Paused {
-		return fmt.Errorf("vcpu %d: cannot resume in state %v", v.ID, s)
+// requestPause records a new pause request for the loop to answer.
+func (v *VCPU) requestPause() (*pauseRequest, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s := v.RunState(); s != Running {
+		return nil, fmt.Errorf("vcpu %d: cannot pause in state %v", v.ID, s)
 	}
-	v.resumeCh <- struct{}{}
+	if v.pending != nil {
+		return nil, fmt.Errorf("vcpu %d: another Pause is already waiting", v.ID)
+	}
+	req := &pauseRequest{paused: make(chan struct{})}
+	v.pending = req
+	v.requests.Or(reqPause)
+	return req, nil
+}
+
+// withdraw removes req if the loop has not taken it, and reports whether
+// it did.
+func (v *VCPU) withdraw(req *pauseRequest) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.pending != req {
+		return false
+	}
+	v.pending = nil
+	v.requests.And(^reqPause)
+	return true
+}
+
+// Resume lets a paused vCPU run again. The vCPU is Running when Resume
+// returns; a second Resume fails rather than blocks.
+func (v *VCPU) Resume() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.resume == nil {
+		return fmt.Errorf("vcpu %d: cannot resume in state %v", v.ID, v.RunState())
+	}
+	close(v.resume)
+	v.resume = nil
+	v.state.Store(int32(Running))
 	return nil
 }
 
@@ -194,5 +284,4 @@ func (v *VCPU) kick() {
 		// what the kick wanted.
 		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
 	}
-
 }

@@ -177,18 +177,9 @@ func TestObserverSeesEveryExit(t *testing.T) {
 func TestStopPauseResumeFromOutside(t *testing.T) {
 	hw := newFakeHW() // spins until kicked
 	v, _, _ := newTestVCPU(t, hw)
-	type result struct {
-		r   StopReason
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		r, err := v.Run(context.Background())
-		done <- result{r, err}
-	}()
+	done := startRun(t, v, hw)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	waitState(t, v, Running)
 	if err := v.Pause(ctx); err != nil {
 		t.Fatalf("Pause() = %v", err)
 	}
@@ -198,16 +189,10 @@ func TestStopPauseResumeFromOutside(t *testing.T) {
 	if err := v.Resume(); err != nil {
 		t.Fatalf("Resume() = %v", err)
 	}
-	waitState(t, v, Running)
-	v.Stop()
-	select {
-	case res := <-done:
-		if res.err != nil || res.r != StopCanceled {
-			t.Errorf("Run() after Stop = %v, %v, want %v", res.r, res.err, StopCanceled)
-		}
-	case <-ctx.Done():
-		t.Fatal("Run did not return after Stop")
+	if s := v.RunState(); s != Running {
+		t.Fatalf("RunState() after Resume = %v, want running", s)
 	}
+	stopRun(t, v, done)
 }
 
 func TestContextCancelStopsPausedVCPU(t *testing.T) {
@@ -219,7 +204,7 @@ func TestContextCancelStopsPausedVCPU(t *testing.T) {
 		_, err := v.Run(ctx)
 		done <- err
 	}()
-	waitState(t, v, Running)
+	hw.waitEntered(t, "Run never reached the guest")
 	if err := v.Pause(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -232,18 +217,8 @@ func TestContextCancelStopsPausedVCPU(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a paused vCPU did not stop when its context was canceled")
 	}
-}
-
-// waitState waits for the vCPU's thread to reach a state: it changes on
-// another goroutine, so the test yields until it does (bounded).
-func waitState(t *testing.T, v *VCPU, want RunState) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for v.RunState() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("vCPU state = %v, want %v", v.RunState(), want)
-		}
-		time.Sleep(time.Millisecond)
+	if s := v.RunState(); s != Stopped {
+		t.Errorf("RunState() after cancel = %v, want %v", s, Stopped)
 	}
 }
 
