@@ -1,6 +1,9 @@
 package kvm
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Cap names a KVM capability, the argument of KVM_CHECK_EXTENSION. The
 // answer is 0 when the capability is absent and a positive number (often 1,
@@ -91,4 +94,90 @@ func (c Cap) String() string {
 		return n
 	}
 	return fmt.Sprintf("KVM_CAP_%d", int(c))
+}
+
+// Extensions answers KVM_CHECK_EXTENSION. *System implements it; tests use
+// a table.
+type Extensions interface {
+	CheckExtension(Cap) (int, error)
+}
+
+// requiredCaps are the capabilities govmm cannot run without, each with
+// what depends on it. Every x86 KVM since Linux 4.11 has them all.
+var requiredCaps = []struct {
+	cap  Cap
+	need string
+}{
+	{CapImmediateExit, "kicking a vCPU out of KVM_RUN (Stop, Pause, Ctrl-C) depends on kvm_run.immediate_exit; without it a kick that lands just before KVM_RUN is lost"},
+	{CapIRQChip, "the in-kernel PIC, IOAPIC and local APICs deliver every interrupt"},
+	{CapPIT2, "the in-kernel PIT is the guest's timer (KVM_CREATE_PIT2)"},
+}
+
+// defaultVCPUs is what KVM's API documentation says to assume when
+// KVM_CAP_NR_VCPUS is absent.
+const defaultVCPUs = 4
+
+// MissingCapError says the host's KVM lacks a capability govmm needs.
+type MissingCapError struct {
+	Cap  Cap
+	Need string // what depends on it
+}
+
+func (e *MissingCapError) Error() string {
+	return fmt.Sprintf("this host's KVM lacks %v: %s; run on a host kernel with KVM from Linux 4.11 or newer (for a nested guest, one whose hypervisor offers it)", e.Cap, e.Need)
+}
+
+// VCPULimits is what KVM says about vCPUs per VM.
+type VCPULimits struct {
+	// Max is the most vCPUs a VM may have: KVM_CAP_MAX_VCPUS, else
+	// KVM_CAP_NR_VCPUS, else 4, as KVM's API documentation says.
+	Max int
+	// Recommended is KVM_CAP_NR_VCPUS (on current kernels the host's
+	// online CPUs), else 4: more vCPUs than that share CPUs.
+	Recommended int
+}
+
+// CheckCaps checks that the host's KVM has what govmm needs to run a VM
+// with vcpus vCPUs. Its error names each missing capability (as a
+// *MissingCapError, joined) and a vCPU count above the host's limit, with
+// what to do.
+func CheckCaps(s Extensions, vcpus int) (VCPULimits, error) {
+	var errs []error
+	for _, r := range requiredCaps {
+		n, err := s.CheckExtension(r.cap)
+		if err != nil {
+			return VCPULimits{}, err
+		}
+		if n <= 0 {
+			errs = append(errs, &MissingCapError{Cap: r.cap, Need: r.need})
+		}
+	}
+	lim, err := vcpuLimits(s)
+	if err != nil {
+		return VCPULimits{}, err
+	}
+	if vcpus > lim.Max {
+		errs = append(errs, fmt.Errorf("%d vCPUs requested, but this host's KVM allows at most %d per VM (%v): ask for %d or fewer", vcpus, lim.Max, CapMaxVCPUs, lim.Max))
+	}
+	return lim, errors.Join(errs...)
+}
+
+// vcpuLimits reads KVM_CAP_NR_VCPUS and KVM_CAP_MAX_VCPUS with the
+// fallbacks of KVM's API documentation (4.1 KVM_CREATE_VCPU).
+func vcpuLimits(s Extensions) (VCPULimits, error) {
+	nr, err := s.CheckExtension(CapNrVCPUs)
+	if err != nil {
+		return VCPULimits{}, err
+	}
+	if nr <= 0 {
+		nr = defaultVCPUs
+	}
+	most, err := s.CheckExtension(CapMaxVCPUs)
+	if err != nil {
+		return VCPULimits{}, err
+	}
+	if most <= 0 {
+		most = nr
+	}
+	return VCPULimits{Max: most, Recommended: nr}, nil
 }

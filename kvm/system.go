@@ -27,7 +27,7 @@ func Open(path string) (*System, error) {
 		return nil, openError(path, err)
 	}
 	s := &System{f: f}
-	if err := CheckAPI(s); err != nil {
+	if err := checkAPI(s); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
@@ -44,8 +44,9 @@ func openError(path string, err error) error {
 	return fmt.Errorf("open %s: %w", path, err)
 }
 
-// CheckAPI returns an error unless s speaks KVM API version 12.
-func CheckAPI(s *System) error {
+// checkAPI returns an error unless s speaks KVM API version 12. Open calls
+// it, so every System has passed it.
+func checkAPI(s *System) error {
 	v, err := s.APIVersion()
 	if err != nil {
 		return err

@@ -40,7 +40,8 @@ type ending struct {
 	debugExit bool // status came from the debug-exit device
 }
 
-// New builds a VM from c: opens KVM, maps RAM, creates the devices, loads
+// New builds a VM from c: opens KVM and checks it has what govmm needs
+// (kvm.CheckCaps, c.CPUs included), maps RAM, creates the devices, loads
 // the kernel and sets up the vCPUs. Close releases everything.
 func New(c Config) (m *Machine, err error) {
 	if err := c.validate(); err != nil {
@@ -62,8 +63,12 @@ func New(c Config) (m *Machine, err error) {
 	if m.sys, err = kvm.Open(c.KVMPath); err != nil {
 		return m, err
 	}
-	if err := kvm.CheckAPI(m.sys); err != nil {
+	var limits kvm.VCPULimits
+	if limits, err = kvm.CheckCaps(m.sys, c.CPUs); err != nil {
 		return m, err
+	}
+	if c.Verbose && c.CPUs > limits.Recommended {
+		fmt.Fprintf(m.log, "govmm: %d vCPUs on a host whose KVM recommends at most %d (KVM_CAP_NR_VCPUS, its CPUs): they will share them\n", c.CPUs, limits.Recommended)
 	}
 	if m.vm, err = m.sys.CreateVM(); err != nil {
 		return m, err
