@@ -52,6 +52,10 @@ func runExec(ctx context.Context, args []string, stdout, stderr io.Writer, host 
 	}
 	filter := agentproto.NewFilter(stdout, other)
 	cfg.SerialOut, cfg.Log = filter, stderr
+	if err := confineFiles(&o.options, stderr); err != nil {
+		return statusExecError, fmt.Errorf("exec: %w", err)
+	}
+	cfg.Confine = confineCalls(&o.options, stderr)
 	m, err := machine.New(cfg)
 	if err != nil {
 		return statusExecError, fmt.Errorf("exec: %w", err)

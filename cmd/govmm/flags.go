@@ -23,6 +23,7 @@ type options struct {
 	cacheDir                string
 	hide                    machine.HideMode
 	debugDevices            bool // -debug-devices on
+	confine                 confineOptions
 	verbose                 bool
 	help                    bool
 }
@@ -43,6 +44,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.serial, "serial", "stdio", "where the serial console goes: stdio (the terminal, raw, Ctrl-A x quits), file:PATH (output only), none")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print what the VMM does: boot path, layout, exit counts, fixups")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
+	fs.BoolVar(&o.confine.printSeccomp, "print-seccomp", false, "print the seccomp allow-list (the system calls and ioctls govmm may make once the VM is set up) and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: govmm -kernel FILE [-initrd FILE] [-mem SIZE] [-cpus N] [-append CMDLINE] [flags]\n"+
 			"       govmm exec [flags] -- CMD...   (run CMD in the default Linux guest; see govmm exec -h)\n\n"+
@@ -59,6 +61,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.help {
 		fs.Usage()
+		return o, nil
+	}
+	if o.confine.printSeccomp {
 		return o, nil
 	}
 	if fs.NArg() > 0 {
@@ -88,6 +93,7 @@ func addVMFlags(fs *pflag.FlagSet, o *options, v *vmFlagValues) {
 	fs.StringVar(&o.kvmPath, "kvm", "/dev/kvm", "the KVM device")
 	fs.StringVar(&o.cacheDir, "cache", defaultCacheDir(), "cache folder for decompressed kernels")
 	fs.StringVar(&v.hide, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
+	addConfineFlags(fs, &o.confine)
 	fs.StringVar(&v.debugDevices, "debug-devices", "on", "govmm's guest-visible debug devices: the debug-exit device (port 0xf4 and MMIO 0xd0001000; with it a guest chooses govmm's exit status and logs boot-timer lines) and COM1's MMIO alias (0xd0000000): on, or off for a guest you do not trust")
 }
 
@@ -105,6 +111,9 @@ func (v *vmFlagValues) apply(o *options) error {
 	}
 	if o.hide, err = machine.ParseHideMode(v.hide); err != nil {
 		return fmt.Errorf("-hide-cpuid: %w", err)
+	}
+	if err := o.confine.apply(); err != nil {
+		return err
 	}
 	switch v.debugDevices {
 	case "on":

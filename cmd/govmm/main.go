@@ -32,11 +32,19 @@ func main() {
 // errUsage marks an error already explained by the flag package.
 var errUsage = errors.New("usage")
 
+// runElsewhere, when set, runs govmm in place of run. The tests set it
+// (main_test.go) to run govmm as a child process: seccomp and Landlock
+// confine a process for good, so a test binary must not run a VM itself.
+var runElsewhere func(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) (int, error)
+
 // run parses args, builds the VM and runs it. It returns the process exit
 // status: 0 when the guest powers off or resets, the guest's own status
 // when it ends through the debug-exit device, non-zero with an error
 // otherwise. "govmm exec ..." goes to runExec, with statuses of its own.
 func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) (int, error) {
+	if runElsewhere != nil {
+		return runElsewhere(ctx, args, stdin, stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "exec" {
 		return runExec(ctx, args[1:], stdout, stderr, detectHost)
 	}
@@ -46,6 +54,9 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	}
 	if opts.help {
 		return 0, nil
+	}
+	if opts.confine.printSeccomp {
+		return printSeccomp(stdout)
 	}
 	return runVM(ctx, opts, stdin, stdout, stderr)
 }

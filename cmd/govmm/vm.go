@@ -55,6 +55,10 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		defer f.Close()
 		cfg.SerialOut = f
 	}
+	if err := confineFiles(o, stderr); err != nil {
+		return 1, err
+	}
+	cfg.Confine = confineCalls(o, stderr)
 	m, err := machine.New(cfg)
 	if err != nil {
 		return 1, err

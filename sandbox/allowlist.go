@@ -1,0 +1,168 @@
+package sandbox
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// This file is govmm's seccomp allow-list: every system call the VMM may
+// make once its guest is set up, with the arguments it may make it with
+// and who needs it. Everything else is denied (see Install). `govmm
+// -print-seccomp` prints it.
+//
+// It was derived from what govmm really calls after machine.New (strace -f
+// of the test guests in every mode, a terminal on stdin, file and none
+// serial outputs, govmm exec's full Linux guest) and from the code paths
+// that can run then: the vCPU loops and their fixups and crash reports,
+// the serial writer goroutine, the console's raw mode, signal handling,
+// and the Go runtime (threads, memory, timers, preemption). Setup (opening
+// files, creating the VM, vCPUs and memory, the fast path's cache writes)
+// happens before the filter and needs none of it.
+//
+// What future devices add here (and nothing else should):
+//   - virtio with ioeventfd/irqfd: read and write on the eventfds, which
+//     are already allowed (the fds are made at setup, before the filter),
+//     and epoll_ctl, allowed; KVM_IOEVENTFD and KVM_IRQFD only if devices
+//     are added or their BARs move while the guest runs (a PCI BAR
+//     reprogrammed by the guest), so add them then.
+//   - virtio-blk: pread64, pwrite64, preadv/pwritev and fdatasync on the
+//     disk images opened at setup.
+//   - TAP networking: readv/writev (or read/write) on the TAP fd opened at
+//     setup; TUNSETIFF and friends are setup-time ioctls and stay out.
+//   - a control API socket: accept4 on the listening socket made at setup,
+//     then read/write/close (all allowed), recvmsg/sendmsg if fds are
+//     passed; for snapshots, openat/ftruncate/fallocate on the snapshot
+//     files, KVM_GET_CLOCK, KVM_GET_IRQCHIP, KVM_GET_PIT2 and
+//     KVM_GET_DIRTY_LOG; for migration, KVM_SET_USER_MEMORY_REGION (to
+//     turn dirty logging on) and socket I/O.
+//   - a gdb stub: KVM_SET_GUEST_DEBUG.
+
+// Rule allows one system call: always when Cases is empty, otherwise when
+// the arguments match one of the cases. A rule with Errno set fails the
+// call with that error instead, without running it.
+type Rule struct {
+	Syscall string // its name in the kernel's x86_64 table
+	Why     string // who needs it
+	Cases   []Case
+	Errno   unix.Errno
+}
+
+// Case is one allowed way of making a call: every condition must hold.
+type Case struct {
+	Name  string // what it is, e.g. "KVM_RUN"
+	Conds []Cond
+}
+
+// Cond compares one argument of the call (0-5) with a value.
+type Cond struct {
+	Arg   int
+	Op    Op
+	Value uint64
+}
+
+// Op is how a Cond compares.
+type Op int
+
+const (
+	// Equal: the argument is Value.
+	Equal Op = iota + 1
+	// NotEqual: the argument is anything but Value.
+	NotEqual
+	// BitsSet: every bit of Value is set in the argument.
+	BitsSet
+	// BitsClear: no bit of Value is set in the argument.
+	BitsClear
+)
+
+// ioctlCase allows an ioctl request number (argument 1).
+func ioctlCase(name string, req uint64) Case {
+	return Case{Name: name, Conds: []Cond{{Arg: 1, Op: Equal, Value: req}}}
+}
+
+// KVMRequests are the KVM ioctls govmm makes while the guest runs, with
+// their C names; sandbox's tests check each number against <linux/kvm.h>.
+// VM and vCPU creation, memory slots, CPUID, the TSS and identity-map
+// addresses, the in-kernel irqchip and PIT are set up before the filter
+// and stay out.
+var KVMRequests = []Case{
+	ioctlCase("KVM_RUN", 0xae80),                 // every vCPU's run loop; first, since it is the hot path
+	ioctlCase("KVM_IRQ_LINE", 0x4008ae61),        // device interrupts (the serial port's IRQ 4)
+	ioctlCase("KVM_GET_REGS", 0x8090ae81),        // PVM fixups, crash reports, vCPU state
+	ioctlCase("KVM_SET_REGS", 0x4090ae82),        // PVM fixups (int3, fwait, ldmxcsr), vCPU state
+	ioctlCase("KVM_GET_SREGS", 0x8138ae83),       // fixups decode in the guest's mode, crash reports
+	ioctlCase("KVM_SET_SREGS", 0x4138ae84),       // vCPU state
+	ioctlCase("KVM_GET_FPU", 0x81a0ae8c),         // the ldmxcsr/stmxcsr fixups, vCPU state
+	ioctlCase("KVM_SET_FPU", 0x41a0ae8d),         // the ldmxcsr fixup, vCPU state
+	ioctlCase("KVM_GET_XSAVE", 0x9000aea4),       // vCPU state
+	ioctlCase("KVM_SET_XSAVE", 0x5000aea5),       // vCPU state
+	ioctlCase("KVM_GET_LAPIC", 0x8400ae8e),       // vCPU state
+	ioctlCase("KVM_SET_LAPIC", 0x4400ae8f),       // vCPU state
+	ioctlCase("KVM_GET_VCPU_EVENTS", 0x8040ae9f), // the int3 fixup queues a #BP; vCPU state
+	ioctlCase("KVM_SET_VCPU_EVENTS", 0x4040aea0), // the int3 fixup, the #GP of a reserved MXCSR bit
+	ioctlCase("KVM_GET_MP_STATE", 0x8004ae98),    // vCPU state
+	ioctlCase("KVM_SET_MP_STATE", 0x4004ae99),    // vCPU state
+	ioctlCase("KVM_GET_MSRS", 0xc008ae88),        // vCPU state
+	ioctlCase("KVM_SET_MSRS", 0x4008ae89),        // vCPU state
+}
+
+// TerminalRequests are the terminal ioctls of the console (golang.org/x/term):
+// reading the settings, and restoring them when the VM ends.
+var TerminalRequests = []Case{
+	ioctlCase("TCGETS", unix.TCGETS),
+	ioctlCase("TCSETS", unix.TCSETS),
+}
+
+// Rules is the allow-list. pid is the VMM's own process ID: signals may go
+// only to its own threads.
+func Rules(pid int) []Rule {
+	return []Rule{
+		// The hot path first: the filter checks rules in order.
+		{Syscall: "ioctl", Why: "KVM on the vCPU and VM fds; the console's terminal settings", Cases: append(append([]Case{}, KVMRequests...), TerminalRequests...)},
+		{Syscall: "futex", Why: "Go runtime: goroutine scheduling, locks, channels"},
+		{Syscall: "read", Why: "console input, Go runtime"},
+		{Syscall: "pread64", Why: "Go runtime: sysmon rereads the cgroup's CPU quota (cpu.cfs_quota_us or cpu.max) through a file it keeps open, to adjust GOMAXPROCS"},
+		{Syscall: "write", Why: "serial output (stdout or its file), the log on stderr, the SIGSYS report"},
+		{Syscall: "epoll_pwait", Why: "Go runtime: the network poller (console input, deadlines)"},
+		{Syscall: "epoll_ctl", Why: "Go runtime: adding and removing pollable fds"},
+		{Syscall: "nanosleep", Why: "Go runtime: sysmon, spinning threads"},
+		{Syscall: "sched_yield", Why: "Go runtime"},
+		{Syscall: "tgkill", Why: "vCPU kicks (SIGURG to a vCPU thread), Go's preemption, the SIGSYS report", Cases: []Case{
+			{Name: "own threads only", Conds: []Cond{{Arg: 0, Op: Equal, Value: uint64(pid)}}},
+		}},
+		{Syscall: "getpid", Why: "vCPU kicks (tgkill's first argument), Go runtime"},
+		{Syscall: "gettid", Why: "vCPU threads record their thread ID for kicks, Go runtime"},
+		{Syscall: "rt_sigreturn", Why: "the return from every signal handler"},
+		{Syscall: "rt_sigprocmask", Why: "Go runtime: new threads, signal delivery"},
+		{Syscall: "rt_sigaction", Why: "os/signal stops watching SIGINT and SIGTERM at exit; never SIGSYS, whose handler reports denied calls", Cases: []Case{
+			{Name: "any signal but SIGSYS", Conds: []Cond{{Arg: 0, Op: NotEqual, Value: uint64(unix.SIGSYS)}}},
+		}},
+		{Syscall: "sigaltstack", Why: "Go runtime: every new thread's signal stack"},
+		{Syscall: "restart_syscall", Why: "the kernel restarts a call a signal interrupted"},
+		{Syscall: "clone", Why: "Go runtime: new threads (and only threads: CLONE_THREAD must be set, so no fork)", Cases: []Case{
+			{Name: "a thread", Conds: []Cond{{Arg: 0, Op: BitsSet, Value: unix.CLONE_THREAD}}},
+		}},
+		{Syscall: "arch_prctl", Why: "Go runtime: a new thread's TLS", Cases: []Case{
+			{Name: "ARCH_SET_FS", Conds: []Cond{{Arg: 0, Op: Equal, Value: 0x1002}}},
+		}},
+		{Syscall: "mmap", Why: "Go runtime: heap and thread stacks; never executable memory", Cases: []Case{
+			{Name: "not PROT_EXEC", Conds: []Cond{{Arg: 2, Op: BitsClear, Value: unix.PROT_EXEC}}},
+		}},
+		{Syscall: "mprotect", Why: "a cgo build's thread stacks (glibc's guard pages); never executable memory", Cases: []Case{
+			{Name: "not PROT_EXEC", Conds: []Cond{{Arg: 2, Op: BitsClear, Value: unix.PROT_EXEC}}},
+		}},
+		{Syscall: "munmap", Why: "Go runtime; guest RAM and the vCPUs' run pages at exit"},
+		{Syscall: "madvise", Why: "Go runtime: returning memory"},
+		{Syscall: "close", Why: "closing the console's input, the VM's fds at exit"},
+		{Syscall: "fcntl", Why: "os.File switching the console's input between blocking and non-blocking", Cases: []Case{
+			{Name: "F_GETFL", Conds: []Cond{{Arg: 1, Op: Equal, Value: unix.F_GETFL}}},
+			{Name: "F_SETFL", Conds: []Cond{{Arg: 1, Op: Equal, Value: unix.F_SETFL}}},
+		}},
+		{Syscall: "clock_gettime", Why: "time, where the vDSO falls back to the system call"},
+		{Syscall: "getrandom", Why: "Go runtime: map seeds, crypto/rand"},
+		{Syscall: "exit", Why: "Go runtime: a thread ends"},
+		{Syscall: "rseq", Why: "a cgo build: glibc registers each new thread"},
+		{Syscall: "sched_getaffinity", Why: "Go runtime: sysmon rechecks the CPUs it may use, to adjust GOMAXPROCS; a cgo build's glibc sizes new threads by it"},
+		{Syscall: "set_robust_list", Why: "a cgo build: glibc sets up each new thread"},
+		{Syscall: "clone3", Why: "a cgo build: glibc tries clone3 first, and falls back to clone (whose flags the filter can check) on ENOSYS", Errno: unix.ENOSYS},
+		{Syscall: "exit_group", Why: "govmm exits with the guest's status"},
+	}
+}

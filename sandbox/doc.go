@@ -1,0 +1,9 @@
+// Package sandbox confines the govmm process itself, so that a guest that
+// escapes device emulation gains as little as possible: a seccomp filter
+// (allowlist.go is the allow-list; Install loads it on every thread once
+// the VM is set up) and Landlock, which limits the files the process can
+// open to the ones its VM was given.
+//
+// The jailer (package jail) adds what needs privileges from outside:
+// namespaces, a fresh root, cgroups, another uid, no capabilities.
+package sandbox

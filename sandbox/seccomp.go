@@ -1,0 +1,205 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	seccompbpf "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Mode says what the seccomp filter does with a call not on the
+// allow-list.
+type Mode int
+
+const (
+	// SeccompOn denies it: govmm prints one line naming the call and its
+	// first arguments on stderr and dies by SIGSYS.
+	SeccompOn Mode = iota + 1
+	// SeccompOff installs no filter.
+	SeccompOff
+	// SeccompLog lets it through and has the kernel log it (dmesg:
+	// "audit: type=1326 ... syscall=N"): for finding what a new feature
+	// needs before adding it to the allow-list.
+	SeccompLog
+)
+
+// ParseMode reads the -seccomp flag's words.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "on":
+		return SeccompOn, nil
+	case "off":
+		return SeccompOff, nil
+	case "log":
+		return SeccompLog, nil
+	}
+	return 0, fmt.Errorf("seccomp mode %q: give on, off or log", s)
+}
+
+func (m Mode) String() string {
+	switch m {
+	case SeccompOn:
+		return "on"
+	case SeccompOff:
+		return "off"
+	case SeccompLog:
+		return "log"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// ExitDenied is the status a shell shows for a VMM the filter killed:
+// 128 + SIGSYS.
+const ExitDenied = 128 + int(unix.SIGSYS)
+
+// DeniedPrefix starts the line govmm prints for a denied call.
+const DeniedPrefix = "govmm: seccomp: denied system call "
+
+// policy turns the allow-list into go-seccomp-bpf's form, with action for
+// everything not on it.
+func policy(rules []Rule, action seccompbpf.Action) (*seccompbpf.Policy, error) {
+	g := seccompbpf.SyscallGroup{Action: seccompbpf.ActionAllow}
+	var failed []seccompbpf.SyscallGroup
+	for _, r := range rules {
+		if r.Errno != 0 {
+			failed = append(failed, seccompbpf.SyscallGroup{Names: []string{r.Syscall}, Action: seccompbpf.ActionErrno | seccompbpf.Action(r.Errno)})
+			continue
+		}
+		if len(r.Cases) == 0 {
+			g.Names = append(g.Names, r.Syscall)
+			continue
+		}
+		for _, c := range r.Cases {
+			var conds seccompbpf.ArgumentConditions
+			for _, cd := range c.Conds {
+				op, err := cd.Op.library()
+				if err != nil {
+					return nil, fmt.Errorf("seccomp: %s %s: %w", r.Syscall, c.Name, err)
+				}
+				conds = append(conds, seccompbpf.Condition{Argument: uint32(cd.Arg), Operation: op, Value: cd.Value})
+			}
+			g.NamesWithCondtions = append(g.NamesWithCondtions, seccompbpf.NameWithConditions{Name: r.Syscall, Conditions: conds})
+		}
+	}
+	return &seccompbpf.Policy{DefaultAction: action, Syscalls: append([]seccompbpf.SyscallGroup{g}, failed...)}, nil
+}
+
+func (o Op) library() (seccompbpf.Operation, error) {
+	switch o {
+	case Equal:
+		return seccompbpf.Equal, nil
+	case NotEqual:
+		return seccompbpf.NotEqual, nil
+	case BitsSet:
+		return seccompbpf.BitsSet, nil
+	case BitsClear:
+		return seccompbpf.BitsNotSet, nil
+	}
+	return "", fmt.Errorf("unknown comparison %d", int(o))
+}
+
+func (o Op) String() string {
+	switch o {
+	case Equal:
+		return "=="
+	case NotEqual:
+		return "!="
+	case BitsSet:
+		return "has bits"
+	case BitsClear:
+		return "lacks bits"
+	}
+	return "?"
+}
+
+// Program assembles the filter: the allow-list, with action for the rest.
+func Program(rules []Rule, action seccompbpf.Action) ([]bpf.Instruction, error) {
+	p, err := policy(rules, action)
+	if err != nil {
+		return nil, err
+	}
+	return p.Assemble()
+}
+
+// Install loads the filter on every thread of the process (TSYNC) and
+// sets no_new_privs, which an unprivileged process needs for it. It cannot
+// be undone. Call it once the VM is set up, before the guest runs: from
+// then on only the calls on the allow-list work. With SeccompOn a denied
+// call is reported by a SIGSYS handler (sigsys_amd64.s): one line on
+// stderr, DeniedPrefix and the call's name, number and first three
+// arguments, then the process dies by SIGSYS (status ExitDenied in a
+// shell).
+//
+// Why SECCOMP_RET_TRAP and not SECCOMP_RET_KILL_PROCESS: both end the
+// VMM and neither runs the call, but KILL_PROCESS says which call only in
+// the kernel's audit log (dmesg, type=1326), which a jailed or
+// unprivileged user often cannot read; the trap lets the process say it
+// itself. The handler is assembly that never returns to Go, and
+// rt_sigaction of SIGSYS is off the allow-list, so the report cannot be
+// replaced; a process that could run code of its own could only stop
+// reporting, never make the call.
+func Install(mode Mode) error {
+	var action seccompbpf.Action
+	switch mode {
+	case SeccompOff:
+		return nil
+	case SeccompOn:
+		action = seccompbpf.ActionTrap
+		if err := installSIGSYSHandler(); err != nil {
+			return err
+		}
+	case SeccompLog:
+		action = seccompbpf.ActionLog
+	default:
+		return fmt.Errorf("seccomp: unknown mode %v", mode)
+	}
+	p, err := policy(Rules(unix.Getpid()), action)
+	if err != nil {
+		return err
+	}
+	err = seccompbpf.LoadFilter(seccompbpf.Filter{NoNewPrivs: true, Flag: seccompbpf.FilterFlagTSync, Policy: *p})
+	if err != nil {
+		if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("seccomp: this kernel cannot load the filter (%w): run with -seccomp off", err)
+		}
+		return fmt.Errorf("seccomp: %w (run with -seccomp off to go without the filter)", err)
+	}
+	return nil
+}
+
+// Print writes the allow-list, one call a line with its allowed
+// arguments and who needs it, then the size of the filter.
+func Print(w io.Writer, pid int) error {
+	rules := Rules(pid)
+	fmt.Fprintf(w, "govmm's seccomp allow-list (x86_64), installed on every thread once the VM is set up.\n")
+	fmt.Fprintf(w, "Any other call: one line on stderr naming it, then death by SIGSYS (status %d). -seccomp off: no filter; -seccomp log: allow and log to the kernel's audit log.\n\n", ExitDenied)
+	for _, r := range rules {
+		nr, ok := arch.X86_64.SyscallNames[r.Syscall]
+		if !ok {
+			return fmt.Errorf("seccomp: %q is not an x86_64 system call", r.Syscall)
+		}
+		why := r.Why
+		if r.Errno != 0 {
+			why = fmt.Sprintf("fails with %s: %s", unix.ErrnoName(r.Errno), why)
+		}
+		fmt.Fprintf(w, "%-16s %3d  %s\n", r.Syscall, nr, why)
+		for _, c := range r.Cases {
+			var conds []string
+			for _, cd := range c.Conds {
+				conds = append(conds, fmt.Sprintf("arg%d %v %#x", cd.Arg, cd.Op, cd.Value))
+			}
+			fmt.Fprintf(w, "%22s %-22s %s\n", "", c.Name, strings.Join(conds, " && "))
+		}
+	}
+	prog, err := Program(rules, seccompbpf.ActionTrap)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "\n%d system calls, %d BPF instructions.\n", len(rules), len(prog))
+	return err
+}
