@@ -1,6 +1,10 @@
-package kvm
+package kvm_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/govmm/govmm/kvm"
+)
 
 // TestGetCPUID2 sets a vCPU's CPUID table and reads it back. KVM keeps a
 // leaf the VMM defines (the hypervisor range is the VMM's); other leaves
@@ -19,8 +23,8 @@ func TestGetCPUID2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	marker := CPUIDEntry{Function: 0x4000_0000, EAX: 0x4000_0001, EBX: 0x6d6d7667, ECX: 0x6d6d7667, EDX: 0x6d6d7667}
-	var set []CPUIDEntry
+	marker := kvm.CPUIDEntry{Function: 0x4000_0000, EAX: 0x4000_0001, EBX: 0x6d6d7667, ECX: 0x6d6d7667, EDX: 0x6d6d7667}
+	var set []kvm.CPUIDEntry
 	for _, e := range supported {
 		if e.Function != marker.Function {
 			set = append(set, e)

@@ -34,6 +34,49 @@ const (
 	IRQChipIOAPIC    = 2 // KVM_IRQCHIP_IOAPIC
 )
 
+// PICState mirrors struct kvm_pic_state: one 8259A's registers, the start
+// of IRQChip.Chip when ChipID is IRQChipPICMaster or IRQChipPICSlave.
+type PICState struct {
+	LastIRR                uint8 // input levels last seen, for edge detection
+	IRR                    uint8 // interrupt request register: inputs waiting for service
+	IMR                    uint8 // interrupt mask register
+	ISR                    uint8 // in-service register
+	PriorityAdd            uint8
+	IRQBase                uint8 // vector of input 0 (ICW2)
+	ReadRegSelect          uint8
+	Poll                   uint8
+	SpecialMask            uint8
+	InitState              uint8
+	AutoEOI                uint8
+	RotateOnAutoEOI        uint8
+	SpecialFullyNestedMode uint8
+	Init4                  uint8
+	ELCR                   uint8 // edge/level control: bit set = level-triggered
+	ELCRMask               uint8
+}
+
+// PIC reads Chip as a PIC's state. Every field is a byte, so the bytes
+// are the fields in order.
+func (c *IRQChip) PIC() PICState {
+	b := c.Chip[:]
+	return PICState{
+		LastIRR: b[0], IRR: b[1], IMR: b[2], ISR: b[3],
+		PriorityAdd: b[4], IRQBase: b[5], ReadRegSelect: b[6], Poll: b[7],
+		SpecialMask: b[8], InitState: b[9], AutoEOI: b[10], RotateOnAutoEOI: b[11],
+		SpecialFullyNestedMode: b[12], Init4: b[13], ELCR: b[14], ELCRMask: b[15],
+	}
+}
+
+// SetPIC writes p into Chip, for SetIRQChip.
+func (c *IRQChip) SetPIC(p PICState) {
+	copy(c.Chip[:], []byte{
+		p.LastIRR, p.IRR, p.IMR, p.ISR,
+		p.PriorityAdd, p.IRQBase, p.ReadRegSelect, p.Poll,
+		p.SpecialMask, p.InitState, p.AutoEOI, p.RotateOnAutoEOI,
+		p.SpecialFullyNestedMode, p.Init4, p.ELCR, p.ELCRMask,
+	})
+}
+
 // PITChannelState mirrors struct kvm_pit_channel_state: one 8254 counter.
 type PITChannelState struct {
 	Count         uint32 // can be 65536

@@ -1,9 +1,13 @@
-package kvm
+package kvm_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/govmm/govmm/kvm"
+)
 
 func TestXSAVEAccessors(t *testing.T) {
-	var x XSAVE
+	var x kvm.XSAVE
 	x.Region[6], x.Region[7] = 0x1f80, 0xffff  // bytes 24 and 28
 	x.Region[128], x.Region[129] = 0x1, 0x8000 // XSTATE_BV at byte 512: x87, and bit 47
 	if x.MXCSR() != 0x1f80 || x.MXCSRMask() != 0xffff || x.XStateBV() != 0x8000_0000_0001 {
@@ -19,7 +23,7 @@ func TestXSAVEAccessors(t *testing.T) {
 // also logs what KVM_GET_FPU says, which on PVM hosts is 0.
 func TestXSAVEMXCSR(t *testing.T) {
 	s := openKVM(t)
-	if n, err := s.CheckExtension(CapXSave); err != nil || n == 0 {
+	if n, err := s.CheckExtension(kvm.CapXSave); err != nil || n == 0 {
 		t.Skipf("KVM_CAP_XSAVE = %d, %v: this KVM has no KVM_GET_XSAVE", n, err)
 	}
 	vm := createVM(t, s)
@@ -28,7 +32,7 @@ func TestXSAVEMXCSR(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	var x XSAVE
+	var x kvm.XSAVE
 	if err := v.GetXSAVE(&x); err != nil {
 		t.Fatal(err)
 	}
@@ -39,14 +43,14 @@ func TestXSAVEMXCSR(t *testing.T) {
 	if err := v.SetXSAVE(&x); err != nil {
 		t.Fatal(err)
 	}
-	var y XSAVE
+	var y kvm.XSAVE
 	if err := v.GetXSAVE(&y); err != nil {
 		t.Fatal(err)
 	}
-	if y.MXCSR() != 0x7f80 || y.XStateBV()&XStateSSE == 0 {
+	if y.MXCSR() != 0x7f80 || y.XStateBV()&kvm.XStateSSE == 0 {
 		t.Errorf("GetXSAVE() after SetXSAVE(MXCSR 0x7f80) = MXCSR %#x, XSTATE_BV %#x, want 0x7f80 with the SSE bit", y.MXCSR(), y.XStateBV())
 	}
-	var f FPU
+	var f kvm.FPU
 	if err := v.GetFPU(&f); err != nil {
 		t.Fatal(err)
 	}
