@@ -38,11 +38,14 @@ func (v *VCPU) ID() int { return v.id }
 // again: KVM completes the guest's instruction with it.
 //
 // When the call is interrupted by a signal or by SetImmediateExit, Run
-// returns an *InterruptedExit and a nil error. An exit reason this package
+// returns an *InterruptedExit and a nil error; so it does when KVM_RUN
+// returns EAGAIN, which KVM does once an application processor that was
+// waiting for INIT and SIPI (KVM_MP_STATE_UNINITIALIZED) has received
+// them: the caller runs it again. An exit reason this package
 // does not know comes back as an *UnknownExit, which is also an error.
 func (v *VCPU) Run() (Exit, error) {
 	if _, err := ioctl(v.f, kvmRun, 0); err != nil {
-		if errors.Is(err, unix.EINTR) {
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
 			return &v.exits.interrupted, nil
 		}
 		return nil, fmt.Errorf("KVM_RUN on vCPU %d: %w", v.id, err)

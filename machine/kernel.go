@@ -49,8 +49,8 @@ func loadKernel(mem *memory.Memory, c *Config, log io.Writer) (*Loaded, error) {
 		}
 	}
 	// The ECAM window is reserved in the e820 map so that nothing is placed
-	// there; Linux finds and uses ECAM only through ACPI's MCFG table,
-	// which govmm does not give yet (issue 5).
+	// there; Linux finds ECAM through ACPI's MCFG table (acpi.go), and
+	// checks that the e820 map reserves it.
 	e820, err := boot.E820Map(mem, boot.E820Entry{Addr: uint64(boot.PCIeECAMStart), Size: boot.PCIeECAMSize, Type: boot.E820Reserved})
 	if err != nil {
 		return nil, err
@@ -64,6 +64,7 @@ func loadKernel(mem *memory.Memory, c *Config, log io.Writer) (*Loaded, error) {
 		Cmdline:     l.Cmdline,
 		CmdlineAddr: boot.CmdlineAddr,
 		E820:        e820,
+		ACPIRSDP:    boot.RSDPAddr, // also found by a scan of the BIOS area
 	}
 	if l.Initrd != nil {
 		bp.InitrdAddr, bp.InitrdSize = l.Initrd.Addr, l.Initrd.Size

@@ -24,6 +24,7 @@ type Machine struct {
 	vm     *kvm.VM
 	mem    *memory.Memory
 	plat   *platform
+	acpiPM *devices.ACPIPM // the ACPI registers: power button, S5, reset
 	hw     []*kvm.VCPU
 	vcpus  []*vcpu.VCPU
 	Loaded *Loaded
@@ -87,6 +88,9 @@ func New(c Config) (m *Machine, err error) {
 	if m.plat, err = newPlatform(m, m.mem, c.SerialOut, m.log, c.Start, !c.NoDebugDevices, m.powerOff, m.reset); err != nil {
 		return m, err
 	}
+	if err := m.setupACPI(); err != nil {
+		return m, err
+	}
 	if m.Loaded, err = loadKernel(m.mem, &m.cfg, m.log); err != nil {
 		return m, err
 	}
@@ -139,13 +143,16 @@ func (m *Machine) createVCPUs() error {
 		hide = vcpu.PVMHidden
 	}
 	brand := kvm.HostCPUModel(os.DirFS("/")) // the guest's "model name"
+	topo := vcpu.Topology{Cores: m.cfg.CPUs}
 	for id := 0; id < m.cfg.CPUs; id++ {
-		hw, err := m.vm.CreateVCPU(id)
+		// KVM's vCPU id is the initial APIC ID; the MADT lists the same.
+		apicID := int(topo.APICID(id))
+		hw, err := m.vm.CreateVCPU(apicID)
 		if err != nil {
 			return err
 		}
 		m.hw = append(m.hw, hw)
-		cpuid := vcpu.BuildCPUID(supported, vcpu.CPUIDOptions{ID: id, Topology: vcpu.Topology{Cores: m.cfg.CPUs}, Hide: hide, Brand: brand})
+		cpuid := vcpu.BuildCPUID(supported, vcpu.CPUIDOptions{ID: apicID, Topology: topo, Hide: hide, Brand: brand})
 		if err := hw.SetCPUID2(cpuid); err != nil {
 			return fmt.Errorf("vcpu %d: %w", id, err)
 		}
@@ -160,12 +167,16 @@ func (m *Machine) createVCPUs() error {
 			reportVisible(m.log, id, now, len(hide))
 		}
 		visible = now
-		if id == 0 {
-			if err := m.bootState(hw); err != nil {
-				return fmt.Errorf("vcpu 0: %w", err)
-			}
-		}
 		m.vcpus = append(m.vcpus, vcpu.New(vcpu.Config{ID: id, HW: hw, IO: m.plat.io, MMIO: m.plat.mmio, Mem: m.mem, CPUID: seen}))
+	}
+	// The boot vCPU's state goes in once every vCPU exists: its
+	// KVM_SET_LAPIC makes KVM recompute its map from APIC IDs to vCPUs,
+	// which KVM otherwise last did while creating the vCPU created last,
+	// before that one was in it, so an INIT or SIPI sent to it would be
+	// dropped (measured: with 2 vCPUs the AP never woke; with more, the
+	// first AP's INIT recomputed the map, and the rest woke).
+	if err := m.bootState(m.hw[0]); err != nil {
+		return fmt.Errorf("vcpu 0: %w", err)
 	}
 	return nil
 }

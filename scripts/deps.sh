@@ -7,8 +7,9 @@
 #                         run in (nested KVM)
 #   busybox-static        the userland of that machine
 #   ca-certificates       apt over https mirrors
+#   acpica-tools          iasl and acpiexec, which check govmm's ACPI tables
 set -euo pipefail
-pkgs=(gcc binutils lz4 xz-utils zstd qemu-system-x86 busybox-static ca-certificates)
+pkgs=(gcc binutils lz4 xz-utils zstd qemu-system-x86 busybox-static ca-certificates acpica-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -182,6 +182,9 @@ static u64 read_cr2(void)
 /* Called by trap_common (entry.S) for every exception and interrupt. */
 void trap(struct trap_frame *f)
 {
+	/* An interrupt a mode asked for (mode=powerbutton's SCI). */
+	if (f->vector >= 0x20 && irq_handler && irq_handler(f->vector))
+		return;
 	/* Ring 3 is done with its work: resume the kernel in user_call. */
 	if (f->vector == 6 && f->cs == USER_CS &&
 	    f->rip == (u64)user_finish_ud2)

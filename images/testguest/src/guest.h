@@ -66,6 +66,12 @@
 
 #define USER_STACK_SIZE 8192
 
+/* SMP (smp.c, trampoline.S): the page below 1 MiB where APs start (the
+ * VMM's boot stack page, unused once the guest runs), and how many CPUs
+ * the guest handles. */
+#define TRAMPOLINE_BASE 0x8000
+#define MAX_CPUS 256
+
 #ifndef __ASSEMBLER__ /* the rest is C only (entry.S includes this file) */
 
 typedef unsigned char u8;

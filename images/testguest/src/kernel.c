@@ -22,6 +22,7 @@ static struct {
 	struct e820_entry e820[MAX_E820];
 	const char *cmdline;
 	u64 initrd_addr, initrd_size;
+	u64 acpi_rsdp; /* the zero page's acpi_rsdp_addr; 0 under PVH */
 } bi;
 
 /* Little-endian fields at any alignment (x86 allows unaligned loads). */
@@ -55,6 +56,7 @@ static void read_zero_page(u64 zp)
 	bi.cmdline = (const char *)((u64)rd32(zp + 0xc8) << 32 | rd32(zp + 0x228));
 	bi.initrd_addr = (u64)rd32(zp + 0xc0) << 32 | rd32(zp + 0x218);
 	bi.initrd_size = (u64)rd32(zp + 0xc4) << 32 | rd32(zp + 0x21c);
+	bi.acpi_rsdp = rd64(zp + 0x70); /* acpi_rsdp_addr (boot protocol 2.14) */
 }
 
 /* PVH: struct hvm_start_info (xen/include/public/arch-x86/hvm/start_info.h). */
@@ -295,6 +297,13 @@ void kmain(u64 boot, u64 info)
 		mode_cpuid();
 	} else if (is_word(mode, "mxcsr")) {
 		mode_mxcsr((int)boot);
+	} else if (is_word(mode, "acpi") || is_word(mode, "poweroff") || is_word(mode, "powerbutton")) {
+		acpi_init(bi.acpi_rsdp);
+		if (is_word(mode, "poweroff"))
+			acpi_poweroff();
+		if (is_word(mode, "powerbutton"))
+			mode_powerbutton();
+		mode_acpi(arg_number("expect_cpus", 10, 0));
 	}
-	fail("unknown mode= (want check, triple, pio, mmio, int3, spin, cpuid or mxcsr)");
+	fail("unknown mode= (want check, triple, pio, mmio, int3, spin, cpuid, mxcsr, acpi, poweroff or powerbutton)");
 }

@@ -34,6 +34,27 @@ extern int expect_breakpoint;
 /* kernel.c */
 void run_ring3(u64 work, u64 addr, u64 count);
 
+/* acpi.c: what the ACPI tables say */
+struct acpi_info {
+	u64 rsdp, xsdt, lapic, ioapic;
+	u32 sci, sci_gsi, sci_flags, pm1a_evt, pm1a_cnt, slp_typ_s5;
+	u32 ncpus, apic_ids[MAX_CPUS];
+};
+extern struct acpi_info acpi;
+void acpi_init(u64 zero_page_rsdp);
+void acpi_poweroff(void) __attribute__((noreturn));
+void mode_powerbutton(void) __attribute__((noreturn));
+
+/* smp.c */
+void mode_acpi(u64 expect_cpus) __attribute__((noreturn));
+u32 lapic_id(void);
+void lapic_eoi(void);
+void lapic_enable(void);
+void ioapic_route(u64 ioapic, u32 gsi, u32 low, u32 dest);
+/* irq_handler, when set, sees every vector from 0x20 up first; it returns
+ * 1 when it handled the interrupt. */
+extern int (*irq_handler)(u64 vector);
+
 /* probe.c */
 void mode_cpuid(void) __attribute__((noreturn));
 void mode_mxcsr(int boot) __attribute__((noreturn)); /* boot: BOOT_LINUX or BOOT_PVH */
