@@ -28,8 +28,6 @@ type Machine struct {
 	hw     []*kvm.VCPU
 	vcpus  []*vcpu.VCPU
 	Loaded *Loaded
-	pci    *pciMachine  // PCI bus 0 and the interrupt plumbing (pci.go)
-	pit    *devices.PIT // the userspace PIT, with -pit user (pit.go)
 
 	endOnce sync.Once
 	end     ending // what the guest or the VMM asked for first
@@ -93,12 +91,6 @@ func New(c Config) (m *Machine, err error) {
 	if err := m.setupACPI(); err != nil {
 		return m, err
 	}
-	if err := m.setupPCI(); err != nil {
-		return m, err
-	}
-	if err := m.setupPIT(); err != nil {
-		return m, err
-	}
 	if m.Loaded, err = loadKernel(m.mem, &m.cfg, m.log); err != nil {
 		return m, err
 	}
@@ -119,9 +111,6 @@ func (m *Machine) setupVM() error {
 	}
 	if err := m.vm.CreateIRQChip(); err != nil {
 		return err
-	}
-	if m.cfg.PIT == PITUser {
-		return nil // govmm's PIT (pit.go) takes ports 0x40-0x43 and 0x61
 	}
 	return m.vm.CreatePIT2()
 }
@@ -233,10 +222,6 @@ func (m *Machine) Close() error {
 	if m.plat != nil {
 		m.plat.close()
 	}
-	if m.pit != nil {
-		m.pit.Close()
-	}
-	errs = append(errs, m.pci.close())
 	for _, hw := range m.hw {
 		errs = append(errs, hw.Close())
 	}

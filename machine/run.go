@@ -111,6 +111,5 @@ func (m *Machine) report() {
 	}
 	if m.cfg.Verbose {
 		fmt.Fprintf(m.log, "govmm: unclaimed accesses: %d port, %d mmio\n", m.plat.io.Unclaimed.Load(), m.plat.mmio.Unclaimed.Load())
-		m.reportDevices()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -93,7 +94,7 @@ func confineFiles(o *options, stderr io.Writer) error {
 		if abi == 0 {
 			fmt.Fprintln(stderr, "govmm: landlock: not offered by this kernel; file access is not confined")
 		} else {
-			fmt.Fprintf(stderr, "govmm: landlock (ABI %d): files confined to %s, %s, %s\n", abi, o.kvmPath, o.cacheDir, strings.Join(f.Read, ", "))
+			fmt.Fprintf(stderr, "govmm: landlock (ABI %d): files confined to %s\n", abi, strings.Join(slices.Concat(f.ReadWrite, f.Dirs, f.Read), ", "))
 		}
 	}
 	return nil

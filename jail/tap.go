@@ -1,0 +1,53 @@
+package jail
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// moveTAP moves the TAP device name into the network namespace of
+// process pid, and returns a function that moves it back to the jailer's
+// namespace. It holds the jail's namespace open until then: a TAP device
+// left in a namespace that dies is destroyed with it.
+func moveTAP(name string, pid int) (func() error, error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("jail: -tap %s: %w (make it first: ip tuntap add %s mode tap)", name, err, name)
+	}
+	if _, ok := link.(*netlink.Tuntap); !ok {
+		return nil, fmt.Errorf("jail: -tap %s is a %s device, not a TAP device", name, link.Type())
+	}
+	host, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("jail: -tap: the jailer's network namespace: %w", err)
+	}
+	jailNS, err := netns.GetFromPid(pid)
+	if err != nil {
+		host.Close()
+		return nil, fmt.Errorf("jail: -tap: the jail's network namespace: %w", err)
+	}
+	back := func() error {
+		defer host.Close()
+		defer jailNS.Close()
+		h, err := netlink.NewHandleAt(jailNS)
+		if err != nil {
+			return fmt.Errorf("jail: moving TAP %s back: %w", name, err)
+		}
+		defer h.Close()
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("jail: moving TAP %s back: %w", name, err)
+		}
+		if err := h.LinkSetNsFd(l, int(host)); err != nil {
+			return fmt.Errorf("jail: moving TAP %s back: %w", name, err)
+		}
+		return nil
+	}
+	if err := netlink.LinkSetNsPid(link, pid); err != nil {
+		return nil, errors.Join(fmt.Errorf("jail: moving TAP %s into the jail: %w", name, err), jailNS.Close(), host.Close())
+	}
+	return back, nil
+}
