@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/govmm/govmm/jail"
 )
 
 func main() {
@@ -45,8 +47,17 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	if runElsewhere != nil {
 		return runElsewhere(ctx, args, stdin, stdout, stderr)
 	}
-	if len(args) > 0 && args[0] == "exec" {
-		return runExec(ctx, args[1:], stdout, stderr, detectHost)
+	if len(args) > 0 {
+		switch args[0] {
+		case "exec":
+			return runExec(ctx, args[1:], stdout, stderr, detectHost)
+		case "jail":
+			return runJail(ctx, args[1:], stdin, stdout, stderr)
+		case jail.InitArg: // the jail's PID 1, started by govmm jail
+			return jail.Init(), nil
+		case jailProbeArg: // the jail tests' stand-in for govmm
+			return runJailProbe(args[1:], stdout)
+		}
 	}
 	opts, err := parseFlags(args, stderr)
 	if err != nil {
@@ -57,6 +68,9 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	}
 	if opts.confine.printSeccomp {
 		return printSeccomp(stdout)
+	}
+	if opts.dumpACPI != "" {
+		return dumpACPI(opts, stdout)
 	}
 	return runVM(ctx, opts, stdin, stdout, stderr)
 }
