@@ -24,6 +24,7 @@ type Machine struct {
 	vm     *kvm.VM
 	mem    *memory.Memory
 	plat   *platform
+	clock  *startup        // New's steps, timed (startup.go)
 	acpiPM *devices.ACPIPM // the ACPI registers: power button, S5, reset
 	hw     []*kvm.VCPU
 	vcpus  []*vcpu.VCPU
@@ -45,6 +46,7 @@ type ending struct {
 // (kvm.CheckCaps, c.CPUs included), maps RAM, creates the devices, loads
 // the kernel and sets up the vCPUs. Close releases everything.
 func New(c Config) (m *Machine, err error) {
+	clock := startClock()
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -77,14 +79,21 @@ func New(c Config) (m *Machine, err error) {
 	if err := m.setupVM(); err != nil {
 		return m, err
 	}
+	clock.mark("kvm")
 	if m.mem, err = memory.New(c.MemSize); err != nil {
 		return m, err
 	}
-	for i, r := range m.mem.Regions() {
-		if err := m.vm.SetUserMemoryRegion(uint32(i), 0, uint64(r.Start), r.Host); err != nil {
-			return m, fmt.Errorf("adding RAM [%v, %v) to the VM: %w", r.Start, r.End(), err)
+	// KVM takes milliseconds to add RAM (about 6 ms on a PVM host, most
+	// of it waiting, whatever the size): the devices, the kernel and the
+	// vCPUs are set up meanwhile, and New waits for it on every path.
+	ramAdded := clock.alongside("ram", m.addRAM)
+	defer func() {
+		if rerr := ramAdded(); rerr != nil && err == nil {
+			err = errors.Join(rerr, m.Close())
+			m = nil
 		}
-	}
+	}()
+	clock.mark("mmap")
 	if m.plat, err = newPlatform(m, m.mem, c.SerialOut, m.log, c.Start, !c.NoDebugDevices, m.powerOff, m.reset); err != nil {
 		return m, err
 	}
@@ -97,7 +106,23 @@ func New(c Config) (m *Machine, err error) {
 	if err := m.createVCPUs(); err != nil {
 		return m, err
 	}
+	clock.mark("setup")
+	if err := ramAdded(); err != nil {
+		return m, err
+	}
+	clock.mark("ram-wait")
+	m.clock = clock
 	return m, nil
+}
+
+// addRAM gives the VM its RAM regions.
+func (m *Machine) addRAM() error {
+	for i, r := range m.mem.Regions() {
+		if err := m.vm.SetUserMemoryRegion(uint32(i), 0, uint64(r.Start), r.Host); err != nil {
+			return fmt.Errorf("adding RAM [%v, %v) to the VM: %w", r.Start, r.End(), err)
+		}
+	}
+	return nil
 }
 
 // setupVM gives KVM the addresses it needs and creates the in-kernel

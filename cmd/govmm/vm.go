@@ -59,11 +59,15 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		return 1, err
 	}
 	cfg.Confine = confineCalls(o, stderr)
+	prepare := time.Since(start)
 	m, err := machine.New(cfg)
 	if err != nil {
 		return 1, err
 	}
-	defer m.Close()
+	defer closeMachine(m, o.verbose, stderr)
+	if o.verbose {
+		fmt.Fprintf(stderr, "govmm: start-up: prepare=%.3fms %s\n", float64(prepare)/float64(time.Millisecond), machine.FormatPhases(m.Startup()))
+	}
 	res, err := m.Run(ctx)
 	if err != nil {
 		var ge *vcpu.GuestError
@@ -73,7 +77,7 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		return 1, err
 	}
 	if o.verbose {
-		fmt.Fprintf(stderr, "govmm: guest ended (%v, status %d) after %v\n", res.Reason, res.Status, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stderr, "govmm: guest ended (%v, status %d) after %v\n", res.Reason, res.Status, time.Since(start).Round(time.Microsecond))
 	}
 	if res.Reason == vcpu.StopCanceled {
 		if ctx.Err() != nil {
@@ -82,4 +86,17 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		return 0, nil // the user quit with Ctrl-A x
 	}
 	return res.Status, nil
+}
+
+// closeMachine releases the VM; with -v it says how long that took (KVM
+// tears the VM down here: its in-kernel PIT alone can take milliseconds).
+func closeMachine(m *machine.Machine, verbose bool, stderr io.Writer) {
+	t := time.Now()
+	err := m.Close()
+	if verbose {
+		fmt.Fprintf(stderr, "govmm: close=%.3fms\n", float64(time.Since(t))/float64(time.Millisecond))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "govmm: warning: releasing the VM: %v\n", err)
+	}
 }
