@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os/exec"
 	"strings"
 	"testing"
@@ -282,6 +283,83 @@ func TestParseFlags(t *testing.T) {
 		_, err := parseFlags(tt.args, &bytes.Buffer{})
 		if (err == nil) != (tt.wantErr == "") || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("parseFlags(%q) = %v, want error containing %q", tt.args, err, tt.wantErr)
+		}
+	}
+}
+
+// TestParsePhases reads the -v lines of govmm and of cvmm.
+func TestParsePhases(t *testing.T) {
+	tests := []struct {
+		name, stderr string
+		want         phases
+	}{
+		{"govmm", "govmm: kernel via elf path\n" +
+			"govmm: start-up: prepare=0.350ms kvm=0.500ms mmap=0.020ms setup=1.500ms ram=6.000ms(alongside) ram-wait=4.530ms\n" +
+			"govmm: starting 1 vCPU(s) 7.5ms after start (pvm host)\n" +
+			"boot-timer: mark 1 (0x01) at 7650 us (7.65ms) since VMM start\n" +
+			"govmm: guest ended (power off, status 0) after 20.25ms\n" +
+			"govmm: close=0.75ms\n",
+			phases{"prepare": 0.35, "kvm": 0.5, "mmap": 0.02, "setup": 1.5, "ram": 6, "ram-wait": 4.53, keySteps: 6.9, keyStart: 7.5, keyEnded: 20.25, keyClose: 0.75}},
+		{"cvmm", "cvmm: start-up: kvm=0.300ms ram=6.100ms setup=0.500ms\r\ncvmm: starting 1 vCPU(s) 6.950ms after start\ncvmm: guest ended (status 0) after 15.5ms\n",
+			phases{"kvm": 0.3, "ram": 6.1, "setup": 0.5, keySteps: 6.9, keyStart: 6.95, keyEnded: 15.5}},
+		{"no -v lines", "boot-timer: mark 1 (0x01) at 5 us\n", phases{}},
+	}
+	for _, tt := range tests {
+		got := parsePhases(tt.stderr)
+		if len(got) != len(tt.want) {
+			t.Errorf("parsePhases(%s) = %v, want %v", tt.name, got, tt.want)
+			continue
+		}
+		for k, v := range tt.want {
+			if g, ok := got[k]; !ok || math.Abs(g-v) > 1e-9 {
+				t.Errorf("parsePhases(%s)[%s] = %v, %v, want %v", tt.name, k, g, ok, v)
+			}
+		}
+	}
+}
+
+// TestBreakdownRows: each line is the median over runs of a step or of a
+// difference of steps, missing where no run has it (cvmm has no prepare).
+func TestBreakdownRows(t *testing.T) {
+	run := func(mark, steps, start, ended float64) phases {
+		return phases{keySeen: mark + 1, keyMark: mark, keyWall: ended + 3, keySteps: steps, keyStart: start, keyEnded: ended, "kvm": 0.5}
+	}
+	govmm := []phases{run(8, 6, 7, 20), run(9, 7, 8, 22), run(10, 8, 9, 30)}
+	cvmm := []phases{run(7, 6, 6.5, 15)}
+	rows := breakdownRows(govmm, cvmm)
+	get := func(prefix string) row {
+		for _, r := range rows {
+			if strings.HasPrefix(strings.TrimSpace(r.Name), prefix) {
+				return r
+			}
+		}
+		t.Fatalf("no breakdown row %q in %+v", prefix, rows)
+		return row{}
+	}
+	tests := []struct {
+		prefix      string
+		govmm, peer string
+	}{
+		{"exec -> VMM's clock", "1.00", "1.00"},
+		{"read kernel", "failed", "-"},
+		{"KVM:", "0.500", "0.500"},
+		{"-> first KVM_RUN", "1.00", "0.500"},
+		{"first KVM_RUN -> first guest exit", "1.00", "0.500"},
+		{"first exit -> guest's end", "13.0", "8.00"}, // 12, 13 and 20
+		{"guest's end -> VMM reaped", "2.00", "2.00"},
+		{"total", "25.0", "18.0"},
+	}
+	for _, tt := range tests {
+		r := get(tt.prefix)
+		if want := tt.govmm; want == "failed" {
+			if r.Govmm.ok() {
+				t.Errorf("%s: govmm = %v, want missing", tt.prefix, r.Govmm)
+			}
+		} else if got := r.Govmm.String(); got != want {
+			t.Errorf("%s: govmm = %s, want %s", tt.prefix, got, want)
+		}
+		if got := r.Peer.String(); got != tt.peer {
+			t.Errorf("%s: cvmm = %s, want %s", tt.prefix, got, tt.peer)
 		}
 	}
 }

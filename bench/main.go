@@ -39,6 +39,7 @@ type options struct {
 	inner       bool
 	cvmm, guest string // given to the inner run
 	only        string // comma-separated measurements to run; "" all
+	verbose     bool   // print the start-up breakdown
 }
 
 func main() {
@@ -58,6 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.n, "n", 0, "exits per pio/mmio run (0: 100000, or 20000 under testvm)")
 	fs.IntVar(&o.memMiB, "mem", 512, "guest RAM in MiB")
 	fs.StringVar(&o.only, "only", "", "run only these measurements, comma-separated: boot, rss, pio, mmio")
+	fs.BoolVar(&o.verbose, "v", os.Getenv("V") == "1", "also print where govmm's and cvmm's start-up time goes, step by step (default on with V=1 in the environment: make bench V=1)")
 	fs.BoolVar(&o.inner, "inner", false, "internal: run inside testvm's machine and print JSON")
 	fs.StringVar(&o.cvmm, "cvmm", "", "internal: the cvmm binary (with -inner)")
 	fs.StringVar(&o.guest, "guest", "", "internal: guest.elf (with -inner)")
@@ -97,11 +99,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// report is a finished run: header lines, the table, what failed.
+// report is a finished run: header lines, the table, the start-up
+// breakdown (with -v), what failed.
 type report struct {
-	Header []string `json:"header"`
-	Rows   []row    `json:"rows"`
-	Errors []string `json:"errors"`
+	Header    []string `json:"header"`
+	Rows      []row    `json:"rows"`
+	Breakdown []row    `json:"breakdown,omitempty"`
+	Errors    []string `json:"errors"`
 }
 
 func (r report) write(w io.Writer) error {
@@ -111,6 +115,12 @@ func (r report) write(w io.Writer) error {
 	fmt.Fprintln(w)
 	if err := writeTable(w, r.Rows); err != nil {
 		return err
+	}
+	if len(r.Breakdown) > 0 {
+		fmt.Fprintln(w, "\nstart-up breakdown, medians of the boot runs (peer cvmm; indented lines are parts of the line above them):")
+		if err := writeTable(w, r.Breakdown); err != nil {
+			return err
+		}
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "\nfailed: %s\n", e)
@@ -169,6 +179,7 @@ func runOuter(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "bench: "+h)
 	}
 	r.Rows = s.all(ctx)
+	r.Breakdown = s.breakdown
 	for _, e := range s.errs {
 		r.Errors = append(r.Errors, e.Error())
 	}
@@ -188,6 +199,7 @@ func runInner(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	s.qemuWhy = "n/a (QEMU not in the emulated machine)"
 	r := report{Header: []string{"inner host: " + hostLine(kvm.DetectHost(os.DirFS("/")).String())}}
 	r.Rows = s.all(ctx)
+	r.Breakdown = s.breakdown
 	for _, e := range s.errs {
 		r.Errors = append(r.Errors, e.Error())
 	}
@@ -215,6 +227,7 @@ func newSuite(o options, govmm, cvmm, elf, cache string, log io.Writer) *suite {
 		memMiB:   o.memMiB,
 		runs:     o.runs,
 		only:     o.only,
+		verbose:  o.verbose,
 		n:        o.n,
 		timeout:  5 * time.Minute,
 		spinWait: 2 * time.Minute,

@@ -23,6 +23,8 @@ type suite struct {
 	timeout     time.Duration // per VMM run
 	spinWait    time.Duration // for the guest's spin line
 	only        string        // comma-separated measurements; "" all
+	verbose     bool          // collect the start-up breakdown
+	breakdown   []row         // the breakdown's rows, when verbose
 	log         io.Writer     // progress
 	errs        []error       // what failed, for the report
 }
@@ -60,13 +62,15 @@ func (s *suite) bootRows(ctx context.Context) []row {
 	want := fmt.Sprintf("ring3 ok sum=%08x", testguest.Checksum(1000))
 	type series struct {
 		seen, own, wall []time.Duration
+		phases          []phases // with -v
 		err             error
 	}
 	run := func(v *vmm, se *series, keep bool) {
 		if se.err != nil {
 			return
 		}
-		r, err := runOnce(ctx, *v, bootCmdline, v.name == "govmm", s.timeout, want)
+		verbose := v.name == "govmm" || s.verbose && v.name == "cvmm"
+		r, err := runOnce(ctx, *v, bootCmdline, verbose, s.timeout, want)
 		if err != nil {
 			se.err = err
 			return
@@ -77,6 +81,14 @@ func (s *suite) bootRows(ctx context.Context) []row {
 		se.wall = append(se.wall, r.wall)
 		if r.markSeen > 0 {
 			se.seen, se.own = append(se.seen, r.markSeen), append(se.own, r.markVMM)
+		}
+		if s.verbose {
+			p := parsePhases(r.stderr)
+			p[keyWall] = durationMS(r.wall)
+			if r.markSeen > 0 {
+				p[keySeen], p[keyMark] = durationMS(r.markSeen), durationMS(r.markVMM)
+			}
+			se.phases = append(se.phases, p)
 		}
 	}
 	var g, c, q series
@@ -96,6 +108,9 @@ func (s *suite) bootRows(ctx context.Context) []row {
 			return s.fail(fmt.Errorf("no boot-timer line on stderr in %d runs", s.runs))
 		}
 		return value(durationMS(median(ds)))
+	}
+	if s.verbose {
+		s.breakdown = breakdownRows(g.phases, c.phases)
 	}
 	qemuWall := missing(s.qemuWhy)
 	if s.qemu != nil {

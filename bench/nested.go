@@ -53,7 +53,8 @@ func runNested(ctx context.Context, o options, in nestedInputs, stdout, stderr i
 	o = withDefaults(o, true)
 	cfg.Files = []string{self, govmm, in.cvmm, in.elf}
 	cfg.Argv = []string{self, "-inner", "-govmm", govmm, "-cvmm", in.cvmm, "-guest", in.elf,
-		"-runs", strconv.Itoa(o.runs), "-n", strconv.Itoa(o.n), "-mem", strconv.Itoa(o.memMiB), "-only", o.only}
+		"-runs", strconv.Itoa(o.runs), "-n", strconv.Itoa(o.n), "-mem", strconv.Itoa(o.memMiB), "-only", o.only,
+		"-v=" + strconv.FormatBool(o.verbose)}
 	cfg.Timeout = 60 * time.Minute
 	// Multi-threaded TCG stalls now and then with nested KVM (testvm's
 	// note); one govmm pio run hung for 5 minutes that way.

@@ -36,8 +36,12 @@ func govmmVMM(bin, elf string, memMiB int, cacheDir string) vmm {
 
 // cvmmVMM is the C VMM booting guest.elf the same way.
 func cvmmVMM(bin, elf string, memMiB int) vmm {
-	return vmm{name: "cvmm", argv: func(cmdline string, _ bool) []string {
-		return []string{bin, "-m", strconv.Itoa(memMiB), elf, cmdline}
+	return vmm{name: "cvmm", argv: func(cmdline string, verbose bool) []string {
+		a := []string{bin}
+		if verbose {
+			a = append(a, "-v")
+		}
+		return append(a, "-m", strconv.Itoa(memMiB), elf, cmdline)
 	}}
 }
 

@@ -4,10 +4,12 @@
  * startup with: nothing sits between KVM_RUN and the device emulation but a
  * switch statement, so its numbers are the floor for any VMM on this host.
  *
- *   cvmm [-m MiB] guest.elf ["command line"]
+ *   cvmm [-v] [-m MiB] guest.elf ["command line"]
  *
  * Serial output goes to stdout; the boot-timer mark goes to stderr in
  * govmm's format; the exit status is the guest's (images/testguest/README.md).
+ * -v adds the time each start-up step took, and when the vCPU started and
+ * the guest ended, in the form govmm -v prints them (make bench V=1).
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -43,6 +45,7 @@
 #define LSR_IDLE 0x60  /* THRE | TEMT: the transmitter is always ready */
 
 static struct timespec start;
+static int verbose;
 static uint8_t lcr; /* the UART's line control register (bit 7: DLAB) */
 static unsigned long scratch;
 
@@ -66,19 +69,38 @@ static long xioctl(int fd, unsigned long req, void *arg, const char *name)
 	return r;
 }
 
+/* Microseconds since start. */
+static long since_start_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start.tv_sec) * 1000000L + (now.tv_nsec - start.tv_nsec) / 1000;
+}
+
 /* The guest ended with status: flush its output and exit with it. */
 static void guest_exit(uint8_t status)
 {
 	fflush(stdout);
+	if (verbose)
+		fprintf(stderr, "cvmm: guest ended (status %u) after %.3fms\n", status, since_start_us() / 1000.0);
 	exit(status);
 }
 
 static void mark(uint8_t label)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	long us = (now.tv_sec - start.tv_sec) * 1000000L + (now.tv_nsec - start.tv_nsec) / 1000;
-	fprintf(stderr, "boot-timer: mark %u (%#02x) at %ld us since VMM start\n", label, label, us);
+	fprintf(stderr, "boot-timer: mark %u (%#02x) at %ld us since VMM start\n", label, label, since_start_us());
+}
+
+/* With -v, the steps of start-up as govmm -v names them: "name=1.234ms". */
+static char phases[256];
+static long phase_last_us;
+
+static void phase(const char *name)
+{
+	long now = since_start_us();
+	size_t n = strlen(phases);
+	snprintf(phases + n, sizeof phases - n, "%s%s=%.3fms", n ? " " : "", name, (now - phase_last_us) / 1000.0);
+	phase_last_us = now;
 }
 
 /* The debug-exit registers, at port 0xf4 and at EXIT_MMIO. */
@@ -245,10 +267,12 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	uint64_t mib = 512;
 	int i = 1;
-	if (argc > 2 && !strcmp(argv[1], "-m"))
-		mib = strtoull(argv[2], NULL, 10), i = 3;
+	if (argc > i && !strcmp(argv[i], "-v"))
+		verbose = 1, i++;
+	if (argc > i + 1 && !strcmp(argv[i], "-m"))
+		mib = strtoull(argv[i + 1], NULL, 10), i += 2;
 	if (argc - i < 1 || argc - i > 2)
-		fail("usage: cvmm [-m MiB] guest.elf [\"command line\"]");
+		fail("usage: cvmm [-v] [-m MiB] guest.elf [\"command line\"]");
 	uint64_t size = mib << 20;
 	if (size < 4 << 20 || size > MMIO_START)
 		fail("-m: give between 4 and 3328 MiB (RAM ends below the guest's MMIO at 0xd0000000)");
@@ -264,6 +288,7 @@ int main(int argc, char **argv)
 	if (ioctl(sys, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0)
 		xioctl(vm, KVM_SET_TSS_ADDR, (void *)0xfffbd000UL, "KVM_SET_TSS_ADDR");
 	xioctl(vm, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
+	phase("kvm");
 
 	uint8_t *ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (ram == MAP_FAILED)
@@ -271,6 +296,7 @@ int main(int argc, char **argv)
 	struct kvm_userspace_memory_region region = {
 		.slot = 0, .guest_phys_addr = 0, .memory_size = size, .userspace_addr = (uint64_t)ram};
 	xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION");
+	phase("ram");
 
 	uint64_t entry = load_elf(argv[i], ram, size);
 	zero_page(ram, size, argc - i == 2 ? argv[i + 1] : "");
@@ -282,6 +308,11 @@ int main(int argc, char **argv)
 	if (run == MAP_FAILED)
 		die("mmap the vCPU's kvm_run");
 	set_cpu(sys, vcpu, entry);
+	phase("setup");
+	if (verbose) {
+		fprintf(stderr, "cvmm: start-up: %s\n", phases);
+		fprintf(stderr, "cvmm: starting 1 vCPU(s) %.3fms after start\n", since_start_us() / 1000.0);
+	}
 
 	for (;;) {
 		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
