@@ -160,6 +160,14 @@ const (
 	PCIINTxGSIBase = 16
 	// PCIINTxLines is how many I/O APIC inputs the INTx pins share.
 	PCIINTxLines = 4
+
+	// PCIIOPortStart is the first of the I/O ports PCI I/O BARs are placed
+	// in (ports, not addresses, but the same contract: the DSDT's _CRS
+	// declares this window). Below it are the legacy devices' ports and
+	// 0xCF8-0xCFF, configuration mechanism #1.
+	PCIIOPortStart = 0xC000
+	// PCIIOPortSize runs the window to the end of the port space.
+	PCIIOPortSize = 0x10000 - PCIIOPortStart
 )
 
 // PCIMMIO64 returns the 64-bit PCI BAR window for a guest whose RAM ends

@@ -82,6 +82,10 @@ type Config struct {
 	Boot     BootPath
 	CacheDir string // for decompressed kernels; "" disables the cache
 	Hide     HideMode
+	// Devices are the optional devices the VM gets (govmm -device).
+	Devices []Device
+	// PIT says whose 8254 the guest sees: KVM's (the default) or govmm's.
+	PIT PITMode
 
 	// SerialOut receives the guest's COM1 output.
 	SerialOut io.Writer

@@ -29,6 +29,8 @@ type Machine struct {
 	hw     []*kvm.VCPU
 	vcpus  []*vcpu.VCPU
 	Loaded *Loaded
+	pci    *pciMachine  // PCI bus 0 and the interrupt plumbing (pci.go)
+	pit    *devices.PIT // the userspace PIT, with -pit user (pit.go)
 
 	endOnce sync.Once
 	end     ending // what the guest or the VMM asked for first
@@ -100,6 +102,12 @@ func New(c Config) (m *Machine, err error) {
 	if err := m.setupACPI(); err != nil {
 		return m, err
 	}
+	if err := m.setupPCI(); err != nil {
+		return m, err
+	}
+	if err := m.setupPIT(); err != nil {
+		return m, err
+	}
 	if m.Loaded, err = loadKernel(m.mem, &m.cfg, m.log); err != nil {
 		return m, err
 	}
@@ -136,6 +144,9 @@ func (m *Machine) setupVM() error {
 	}
 	if err := m.vm.CreateIRQChip(); err != nil {
 		return err
+	}
+	if m.cfg.PIT == PITUser {
+		return nil // govmm's PIT (pit.go) takes ports 0x40-0x43 and 0x61
 	}
 	return m.vm.CreatePIT2()
 }
@@ -247,6 +258,10 @@ func (m *Machine) Close() error {
 	if m.plat != nil {
 		m.plat.close()
 	}
+	if m.pit != nil {
+		m.pit.Close()
+	}
+	errs = append(errs, m.pci.close())
 	for _, hw := range m.hw {
 		errs = append(errs, hw.Close())
 	}

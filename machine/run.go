@@ -111,5 +111,6 @@ func (m *Machine) report() {
 	}
 	if m.cfg.Verbose {
 		fmt.Fprintf(m.log, "govmm: unclaimed accesses: %d port, %d mmio\n", m.plat.io.Unclaimed.Load(), m.plat.mmio.Unclaimed.Load())
+		m.reportDevices()
 	}
 }

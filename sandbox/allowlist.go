@@ -102,6 +102,9 @@ var KVMRequests = []Case{
 	ioctlCase("KVM_SET_MP_STATE", 0x4004ae99),    // vCPU state
 	ioctlCase("KVM_GET_MSRS", 0xc008ae88),        // vCPU state
 	ioctlCase("KVM_SET_MSRS", 0x4008ae89),        // vCPU state
+	ioctlCase("KVM_IOEVENTFD", 0x4040ae79),       // PCI BAR doorbells, (un)registered as the guest maps and moves BARs
+	ioctlCase("KVM_SET_GSI_ROUTING", 0x4008ae6a), // MSI-X: a vector's route follows the message the guest unmasks
+	ioctlCase("KVM_SIGNAL_MSI", 0x4020aea5),      // MSI-X where KVM has no irqfd routes
 }
 
 // TerminalRequests are the terminal ioctls of the console (golang.org/x/term):
@@ -151,6 +154,7 @@ func Rules(pid int) []Rule {
 		}},
 		{Syscall: "munmap", Why: "Go runtime; guest RAM and the vCPUs' run pages at exit"},
 		{Syscall: "madvise", Why: "Go runtime: returning memory"},
+		{Syscall: "eventfd2", Why: "PCI BAR doorbells: an ioeventfd for each one, made when the guest turns a BAR's decoding on"},
 		{Syscall: "close", Why: "closing the console's input, the VM's fds at exit"},
 		{Syscall: "fcntl", Why: "os.File switching the console's input between blocking and non-blocking", Cases: []Case{
 			{Name: "F_GETFL", Conds: []Cond{{Arg: 1, Op: Equal, Value: unix.F_GETFL}}},

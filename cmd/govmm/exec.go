@@ -140,6 +140,8 @@ func execConfig(o *execOptions) (machine.Config, error) {
 		Boot:     o.boot,
 		CacheDir: o.cacheDir,
 		Hide:     o.hide,
+		Devices:  o.devices,
+		PIT:      o.pit,
 		Verbose:  o.verbose,
 		Start:    start,
 	}, nil

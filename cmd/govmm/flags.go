@@ -23,6 +23,8 @@ type options struct {
 	cacheDir                string
 	hide                    machine.HideMode
 	debugDevices            bool // -debug-devices on
+	devices                 []machine.Device
+	pit                     machine.PITMode
 	confine                 confineOptions
 	verbose                 bool
 	help                    bool
@@ -82,7 +84,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 // vmFlagValues are the shared flags' raw words, checked by apply.
-type vmFlagValues struct{ mem, boot, hide, debugDevices string }
+type vmFlagValues struct {
+	mem, boot, hide, debugDevices, pit string
+	devices                            []string
+}
 
 // addVMFlags adds the flags govmm and govmm exec share: the machine's
 // size, boot path, KVM device, cache and CPUID hiding.
@@ -95,6 +100,8 @@ func addVMFlags(fs *pflag.FlagSet, o *options, v *vmFlagValues) {
 	fs.StringVar(&v.hide, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
 	addConfineFlags(fs, &o.confine)
 	fs.StringVar(&v.debugDevices, "debug-devices", "on", "govmm's guest-visible debug devices: the debug-exit device (port 0xf4 and MMIO 0xd0001000; with it a guest chooses govmm's exit status and logs boot-timer lines) and COM1's MMIO alias (0xd0000000): on, or off for a guest you do not trust")
+	fs.StringArrayVar(&v.devices, "device", nil, "add an optional device (repeat for more): pci-testdev, a PCI test device with BARs, MSI-X and INTx (devices/pci); without any, PCI bus 0 holds only the host bridge")
+	fs.StringVar(&v.pit, "pit", "kernel", "the 8254 PIT the guest sees: kernel (KVM's in-kernel PIT) or user (govmm's model: every PIT access exits to govmm, IRQ 0 comes from a host timer)")
 }
 
 // apply checks the shared flags' words and puts their values in o.
@@ -114,6 +121,17 @@ func (v *vmFlagValues) apply(o *options) error {
 	}
 	if err := o.confine.apply(); err != nil {
 		return err
+	}
+	o.devices = o.devices[:0]
+	for _, d := range v.devices {
+		dev, err := machine.ParseDevice(d)
+		if err != nil {
+			return fmt.Errorf("-device: %w", err)
+		}
+		o.devices = append(o.devices, dev)
+	}
+	if o.pit, err = machine.ParsePITMode(v.pit); err != nil {
+		return fmt.Errorf("-pit: %w", err)
 	}
 	switch v.debugDevices {
 	case "on":

@@ -32,6 +32,13 @@ func TestParseFlags(t *testing.T) {
 			}, ""},
 		{"debug devices off", []string{"-kernel", "bz", "-debug-devices", "off"}, func(o *options) bool { return !o.debugDevices }, ""},
 		{"bad debug-devices", []string{"-kernel", "bz", "-debug-devices", "no"}, nil, "-debug-devices \"no\": give on or off"},
+		{"no devices and KVM's PIT by default", []string{"-kernel", "bz"}, func(o *options) bool { return len(o.devices) == 0 && o.pit == machine.PITKernel }, ""},
+		{"two test devices and the user PIT", []string{"-kernel", "bz", "-device", "pci-testdev", "--device=pci-testdev", "-pit", "user"},
+			func(o *options) bool {
+				return len(o.devices) == 2 && o.devices[1] == machine.DevicePCITestDev && o.pit == machine.PITUser
+			}, ""},
+		{"bad device", []string{"-kernel", "bz", "-device", "virtio-gpu"}, nil, "-device: device \"virtio-gpu\": the devices are pci-testdev"},
+		{"bad pit", []string{"-kernel", "bz", "-pit", "hpet"}, nil, "-pit: PIT \"hpet\": give kernel"},
 		{"no kernel", []string{"-mem", "1G"}, nil, "no kernel"},
 		{"bad size", []string{"-kernel", "bz", "-mem", "lots"}, nil, "-mem"},
 		{"bad cpus", []string{"-kernel", "bz", "-cpus", "0"}, nil, "-cpus"},
@@ -67,7 +74,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	if err != nil || !o.help {
 		t.Fatalf("parseFlags(-h) = %+v, %v, want help", o, err)
 	}
-	for _, f := range []string{"--kernel", "--initrd", "--append", "--mem", "--cpus", "--boot", "--serial", "--kvm", "--cache", "--hide-cpuid", "--debug-devices", "--verbose", "Exit status"} {
+	for _, f := range []string{"--kernel", "--initrd", "--append", "--mem", "--cpus", "--boot", "--serial", "--kvm", "--cache", "--hide-cpuid", "--debug-devices", "--device", "--pit", "--verbose", "Exit status"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("-h output lacks %q:\n%s", f, out.String())
 		}

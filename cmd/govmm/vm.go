@@ -36,6 +36,8 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		Boot:     o.boot,
 		CacheDir: o.cacheDir,
 		Hide:     o.hide,
+		Devices:  o.devices,
+		PIT:      o.pit,
 		Log:      stderr,
 		Verbose:  o.verbose,
 		Start:    start,
