@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -28,6 +29,9 @@ type options struct {
 	confine                 confineOptions
 	verbose                 bool
 	help                    bool
+	reboot                  rebootMode    // -reboot
+	shutdownTimeout         time.Duration // -shutdown-timeout: SIGTERM's grace period
+	dumpACPI                string        // -dump-acpi DIR
 }
 
 const defaultCmdline = "console=ttyS0 reboot=k panic=-1"
@@ -43,6 +47,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.initrd, "initrd", "", "an initial ramdisk to load for the kernel")
 	fs.StringVar(&o.cmdline, "append", defaultCmdline, "the kernel command line")
 	addVMFlags(fs, o, &v)
+	var p powerFlagValues
+	addPowerFlags(fs, o, &p)
 	fs.StringVar(&o.serial, "serial", "stdio", "where the serial console goes: stdio (the terminal, raw, Ctrl-A x quits), file:PATH (output only), none")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print what the VMM does: boot path, layout, exit counts, fixups")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
@@ -71,10 +77,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: govmm takes only flags (run govmm -h)", fs.Arg(0))
 	}
-	if o.kernel == "" {
+	if o.kernel == "" && o.dumpACPI == "" {
 		return nil, fmt.Errorf("no kernel: give one with -kernel FILE (a bzImage or an ELF vmlinux)")
 	}
 	if err := v.apply(o); err != nil {
+		return nil, err
+	}
+	if err := p.apply(o); err != nil {
 		return nil, err
 	}
 	if o.serial != "stdio" && o.serial != "none" && !strings.HasPrefix(o.serial, "file:") {

@@ -69,5 +69,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	if opts.confine.printSeccomp {
 		return printSeccomp(stdout)
 	}
+	if opts.dumpACPI != "" {
+		return dumpACPI(opts, stdout)
+	}
 	return runVM(ctx, opts, stdin, stdout, stderr)
 }

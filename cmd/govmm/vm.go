@@ -70,7 +70,7 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 	if o.verbose {
 		fmt.Fprintf(stderr, "govmm: start-up: prepare=%.3fms %s\n", float64(prepare)/float64(time.Millisecond), machine.FormatPhases(m.Startup()))
 	}
-	res, err := m.Run(ctx)
+	res, err := runPowered(ctx, m, cfg, o, stderr)
 	if err != nil {
 		var ge *vcpu.GuestError
 		if errors.As(err, &ge) {
@@ -81,13 +81,7 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 	if o.verbose {
 		fmt.Fprintf(stderr, "govmm: guest ended (%v, status %d) after %v\n", res.Reason, res.Status, time.Since(start).Round(time.Microsecond))
 	}
-	if res.Reason == vcpu.StopCanceled {
-		if ctx.Err() != nil {
-			return 130, errors.New("stopped by a signal")
-		}
-		return 0, nil // the user quit with Ctrl-A x
-	}
-	return res.Status, nil
+	return endStatus(ctx, res, o)
 }
 
 // closeMachine releases the VM; with -v it says how long that took (KVM
