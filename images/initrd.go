@@ -139,7 +139,7 @@ type InitrdOptions struct {
 	// the initrd has no kernel modules.
 	Kernel KernelInfo
 	// Modules are the kernel modules to add (their dependencies come too);
-	// nil means VirtioModules.
+	// nil means DefaultModules.
 	Modules []string
 	// Commands are the u-root command packages; nil means DefaultCommands.
 	Commands []string
@@ -178,7 +178,7 @@ func BuildInitrd(ctx context.Context, opts InitrdOptions) (string, error) {
 	if opts.Kernel.ModulesDir != "" {
 		names := opts.Modules
 		if names == nil {
-			names = VirtioModules
+			names = DefaultModules
 		}
 		var err error
 		if mods, err = CollectModules(opts.Kernel.ModulesDir, names); err != nil {

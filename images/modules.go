@@ -26,6 +26,15 @@ var VirtioModules = []string{
 	"virtio_pci", "virtio_blk", "failover", "net_failover", "virtio_net", "virtio_rng",
 }
 
+// PowerButtonModules let the default guest hear the ACPI power button
+// (govmm presses it on SIGTERM): Debian's cloud kernel builds the button
+// driver, which turns the event into KEY_POWER, and evdev, through which
+// the agent reads it, as modules.
+var PowerButtonModules = []string{"button", "evdev"}
+
+// DefaultModules are the modules the default initrd carries.
+var DefaultModules = append(append([]string{}, VirtioModules...), PowerButtonModules...)
+
 // Module is one kernel module ready to go into an initrd: uncompressed, so the
 // guest can hand it to init_module as it is.
 type Module struct {

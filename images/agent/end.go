@@ -11,11 +11,12 @@ import (
 
 // endVM ends the VM. With an exit device (exitMMIO, the guest-physical
 // address of the debug-exit device's status register), it writes status
-// there and govmm exits with it. Without one, or if the write fails, it
-// resets: govmm gives the guest no ACPI tables, so Linux cannot power off
-// (reboot(POWER_OFF) would halt the CPU for ever), but a restart goes
-// through the i8042 reset line (the kernel command line's reboot=k), and
-// govmm ends the VM when the guest resets.
+// there and govmm exits with it; if that write fails, it resets (through
+// the i8042 reset line, the kernel command line's reboot=k), and govmm
+// exec takes the status from the exit marker. Without one (after an
+// interactive shell) it powers off through ACPI S5, which ends govmm with
+// status 0; with no ACPI tables, where reboot(POWER_OFF) would halt the
+// CPUs for ever, it resets.
 //
 // Either way it first syncs and waits for the console to send everything:
 // the serial driver sends what was written a byte at a time, and ending
@@ -27,8 +28,13 @@ func endVM(con *os.File, exitMMIO uint64, status int) {
 		drainConsole(con)
 		err := writeMMIO(exitMMIO, byte(status))
 		say(con, "could not end the VM through the debug-exit device at %#x: %v; resetting instead (govmm then takes the status from the exit marker)", exitMMIO, err)
+	} else if canPowerOff() {
+		say(con, "powering the VM off (ACPI S5)")
+		drainConsole(con)
+		err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+		say(con, "power off: %v; resetting instead", err)
 	} else {
-		say(con, "ending the VM (reset)")
+		say(con, "ending the VM (reset): there are no ACPI tables, so Linux cannot power off")
 	}
 	drainConsole(con)
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART); err != nil {

@@ -46,6 +46,7 @@ func main() {
 		con = f
 		logKernel("stdout is %s; using /dev/console", fdTarget(1))
 	}
+	watchPowerButton(con)
 	cfg, status := run(con)
 	endVM(con, cfg.ExitMMIO, status)
 }
