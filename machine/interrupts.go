@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -76,6 +77,10 @@ type interrupts struct {
 	msi     map[uint32]devices.MSIMessage // the MSI routes, by GSI
 	nextGSI uint32                        // the lowest GSI never handed out
 	freed   []uint32                      // GSIs handed back
+
+	// rings counts doorbell rings that came through an ioeventfd: guest
+	// writes govmm heard of without a vCPU exit.
+	rings atomic.Uint64
 }
 
 func newInterrupts(vm irqVM, caps irqCaps) *interrupts {
@@ -262,6 +267,7 @@ func (b *doorbell) wait(ring func()) {
 		if _, err := b.f.Read(buf); err != nil {
 			return
 		}
+		b.ir.rings.Add(1)
 		ring()
 	}
 }

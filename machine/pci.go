@@ -100,7 +100,7 @@ func (p *pciMachine) report() string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "pci: %d BAR(s) left undecoded", p.bus.Undecoded.Load())
+	fmt.Fprintf(&b, "pci: %d BAR(s) left undecoded, %d doorbell ring(s) through ioeventfds", p.bus.Undecoded.Load(), p.irqs.rings.Load())
 	for i, d := range p.testDevs {
 		fmt.Fprintf(&b, "; pci-testdev %d: %d interrupt(s) asked for, %d failed", i, d.Count(), d.Function().IRQErrors())
 	}

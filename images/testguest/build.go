@@ -36,7 +36,7 @@ var ldflags = []string{
 }
 
 // objects are the sources compiled, in link order (entry.S first).
-var objects = []string{"entry.S", "cpu.c", "kernel.c", "probe.c", "acpi.c", "smp.c", "trampoline.S", "user.c"}
+var objects = []string{"entry.S", "cpu.c", "kernel.c", "probe.c", "acpi.c", "smp.c", "trampoline.S", "pci.c", "pit.c", "user.c"}
 
 // recipe changes whenever the build steps below change, so the cache hash
 // changes with them and not only with the sources.

@@ -304,6 +304,12 @@ void kmain(u64 boot, u64 info)
 		if (is_word(mode, "powerbutton"))
 			mode_powerbutton();
 		mode_acpi(arg_number("expect_cpus", 10, 0));
+	} else if (is_word(mode, "pci")) {
+		mode_pci();
+	} else if (is_word(mode, "msixbench")) {
+		mode_msixbench(n);
+	} else if (is_word(mode, "pit")) {
+		mode_pit(arg_number("hz", 10, 100), arg_number("ticks", 10, 50));
 	}
-	fail("unknown mode= (want check, triple, pio, mmio, int3, spin, cpuid, mxcsr, acpi, poweroff or powerbutton)");
+	fail("unknown mode= (want check, triple, pio, mmio, int3, spin, cpuid, mxcsr, acpi, poweroff, powerbutton, pci, msixbench or pit)");
 }

@@ -57,6 +57,12 @@ extern int (*irq_handler)(u64 vector);
 
 /* probe.c */
 void mode_cpuid(void) __attribute__((noreturn));
+
+/* pci.c, pit.c */
+void mode_pci(void) __attribute__((noreturn));
+void mode_msixbench(u64 n) __attribute__((noreturn));
+void mode_pit(u64 hz, u64 ticks) __attribute__((noreturn));
+
 void mode_mxcsr(int boot) __attribute__((noreturn)); /* boot: BOOT_LINUX or BOOT_PVH */
 
 /* entry.S: ldmxcsr of *p; returns 1 if it raised #GP (trap() resumes at
