@@ -187,10 +187,10 @@ func exitStatus(ps *os.ProcessState) int {
 	return ps.ExitCode()
 }
 
-// makeJailDir makes base/id/root (and base, if it is missing) and returns
-// the root and a function that removes what it made.
+// makeJailDir makes base/id/root, and base if it is missing, and
+// returns the root and a function that removes them: base too once it is
+// empty (the last jail to leave it removes it).
 func makeJailDir(base, id string) (string, func() error, error) {
-	baseMade := false
 	var made []string // id's folder, then its root
 	undo := func() error {
 		var errs []error
@@ -199,21 +199,24 @@ func makeJailDir(base, id string) (string, func() error, error) {
 				errs = append(errs, fmt.Errorf("jail: removing %s: %w", made[i], err))
 			}
 		}
-		if baseMade {
-			// Other jails may be using it; then they remove it.
-			if err := os.Remove(base); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
-				errs = append(errs, fmt.Errorf("jail: removing %s: %w", base, err))
-			}
+		if err := unix.Rmdir(base); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
+			errs = append(errs, fmt.Errorf("jail: removing %s: %w", base, err))
 		}
 		return errors.Join(errs...)
 	}
-	if err := os.Mkdir(base, 0o755); err == nil {
-		baseMade = true
-	} else if !errors.Is(err, os.ErrExist) {
-		return "", undo, fmt.Errorf("jail: -base: %w", err)
-	}
 	dir := filepath.Join(base, id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	// Another jail may remove base between the two mkdirs: try again.
+	for try := 0; ; try++ {
+		if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", undo, fmt.Errorf("jail: -base: %w", err)
+		}
+		err := os.Mkdir(dir, 0o700)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, os.ErrNotExist) && try < 10 {
+			continue
+		}
 		if errors.Is(err, os.ErrExist) {
 			err = fmt.Errorf("%s exists: a jail with -id %s runs, or one was killed (remove the folder)", dir, id)
 		}

@@ -20,9 +20,14 @@
 // at 40, REG_RDI 8, REG_RSI 9, REG_RDX 12 (<sys/ucontext.h>), so the
 // call's first three arguments are at 104, 112 and 136.
 #define INFO_SYSCALL 24
+#define INFO_ARCH 28
+#define UC_R8 40
+#define UC_R9 48
+#define UC_R10 56
 #define UC_RDI 104
 #define UC_RSI 112
 #define UC_RDX 136
+#define AUDIT_ARCH_X86_64 0xc000003e
 
 TEXT sigsysHandler<>(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	SI, R12
@@ -68,8 +73,24 @@ inrange:
 	SYSCALL
 
 	// The handler was installed with SA_RESETHAND|SA_NODEFER: SIGSYS is
-	// back to its default action (the process dies, as with
-	// SECCOMP_RET_KILL_PROCESS) and not blocked. Send it to this thread.
+	// back to its default action and not blocked. Make the same call
+	// again: the filter traps it again (it never runs), and the kernel
+	// forces a SIGSYS with no handler, which kills the process as
+	// SECCOMP_RET_KILL_PROCESS would, even as PID 1 of a PID namespace
+	// (the jail), which ignores a SIGSYS it sends itself. Only for an
+	// x86_64 call: an i386 one's number means another call here.
+	CMPL	INFO_ARCH(R12), $AUDIT_ARCH_X86_64
+	JNE	raise
+	MOVLQSX	INFO_SYSCALL(R12), AX
+	MOVQ	UC_RDI(R13), DI
+	MOVQ	UC_RSI(R13), SI
+	MOVQ	UC_RDX(R13), DX
+	MOVQ	UC_R10(R13), R10
+	MOVQ	UC_R8(R13), R8
+	MOVQ	UC_R9(R13), R9
+	SYSCALL
+raise:
+	// Not reached but for an i386 call: send SIGSYS to this thread.
 	MOVQ	$SYS_gettid, AX
 	SYSCALL
 	MOVQ	AX, R12
@@ -81,7 +102,8 @@ inrange:
 	MOVQ	$SYS_tgkill, AX
 	SYSCALL
 die:
-	// Not reached: the signal is fatal. Exit as a shell would report it.
+	// Reached only as PID 1 of a namespace, for an i386 call: exit as a
+	// shell would report the signal.
 	MOVQ	$(128+SIGSYS), DI
 	MOVQ	$SYS_exit_group, AX
 	SYSCALL

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,10 @@ import (
 const (
 	asGovmmEnv = "GOVMM_TEST_AS_GOVMM" // "stdin" or "nostdin": run as govmm
 	errFD      = 3
+	// errFDEnv says descriptor 3 is the pipe to the test. Not a GOVMM_
+	// variable: govmm jail passes those to the govmm it jails, where
+	// descriptor 3 is something else.
+	errFDEnv = "TEST_CHILD_ERROR_FD"
 )
 
 func TestMain(m *testing.M) {
@@ -40,7 +45,7 @@ func childMain(how string) int {
 		stdin = nil
 	}
 	status, err := run(ctx, os.Args[1:], stdin, os.Stdout, os.Stderr)
-	if err != nil {
+	if err != nil && os.Getenv(errFDEnv) == strconv.Itoa(errFD) {
 		msg := err.Error()
 		if errors.Is(err, errUsage) {
 			msg = "\x00usage"
@@ -48,6 +53,11 @@ func childMain(how string) int {
 		f := os.NewFile(errFD, "run's error")
 		if _, werr := io.WriteString(f, msg); werr != nil {
 			fmt.Fprintln(os.Stderr, "govmm test child: reporting the error:", werr, "; the error:", msg)
+		}
+	}
+	if err != nil {
+		if os.Getenv(errFDEnv) == "" && !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "govmm:", err)
 		}
 		if status == 0 {
 			status = 1
@@ -70,7 +80,7 @@ func runChild(ctx context.Context, args []string, stdin *os.File, stdout, stderr
 	}
 	defer r.Close()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asGovmmEnv+"="+how)
+	cmd.Env = append(os.Environ(), asGovmmEnv+"="+how, errFDEnv+"="+strconv.Itoa(errFD))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
