@@ -24,8 +24,9 @@
 // and calls Run again.
 //
 // Requests whose argument is a struct take a pointer to its Go mirror; each
-// mirror's size and field offsets are checked against the C headers in
-// layout_test.go, and every ioctl number against the C macros. Only
+// mirror's size and field offsets, and every ioctl number and constant,
+// are checked against the host's <linux/kvm.h> as gcc compiles it
+// (TestABIMatchesHeader runs testdata/kvmlayout.c). Only
 // linux/amd64 is supported: the structs are x86's.
 //
 // Errors wrap the errno with %w after naming the request, so callers can

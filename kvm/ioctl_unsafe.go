@@ -38,7 +38,7 @@ func iowr(nr, size uintptr) uintptr { return ioc(iocRead|iocWrite, nr, size) }
 
 // Request numbers, each computed from the struct it carries (unsafe.Sizeof
 // is evaluated at compile time and reads no memory). The C macro is named
-// beside each; layout_test.go checks every value against gcc's.
+// beside each; TestABIMatchesHeader checks every value against gcc's.
 var (
 	// On /dev/kvm.
 	kvmGetAPIVersion     = ioNoArg(0x00)                             // KVM_GET_API_VERSION

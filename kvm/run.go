@@ -54,7 +54,7 @@ func (r ExitReason) String() string {
 
 // Byte offsets into struct kvm_run (linux/kvm.h, x86, no s390 fields). The
 // exit-specific members share a union that starts at runUnion; each offset
-// below is checked against gcc's offsetof in layout_test.go.
+// below is checked against gcc's offsetof by TestABIMatchesHeader.
 const (
 	runImmediateExit = 1  // immediate_exit
 	runExitReason    = 8  // exit_reason

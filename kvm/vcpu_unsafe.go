@@ -29,7 +29,7 @@ func (v *VCPU) ioctlStruct(name string, req uintptr, p unsafe.Pointer) error {
 }
 
 // Each accessor below passes a pointer to the Go mirror of the struct its
-// request carries; layout_test.go checks the mirrors against the C layout.
+// request carries; TestABIMatchesHeader checks the mirrors against the C layout.
 
 // GetRegs reads the general-purpose registers (KVM_GET_REGS).
 func (v *VCPU) GetRegs(r *Regs) error {

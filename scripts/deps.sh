@@ -9,7 +9,7 @@
 #   ca-certificates       apt over https mirrors
 #   acpica-tools          iasl and acpiexec, which check govmm's ACPI tables
 set -euo pipefail
-pkgs=(gcc binutils lz4 xz-utils zstd qemu-system-x86 busybox-static ca-certificates acpica-tools)
+pkgs=(gcc binutils linux-libc-dev lz4 xz-utils zstd qemu-system-x86 busybox-static ca-certificates acpica-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,9 @@
 // A test that needs /dev/kvm calls Require first. Without KVM it skips with
 // the reason, except when GOVMM_REQUIRE_KVM=1 (set by `make test` and CI),
 // where it fails: a green CI run means the guests really ran.
-// GOVMM_SKIP_KVM=1 skips such tests on purpose (`make unit`).
+// GOVMM_SKIP_KVM=1 skips such tests on purpose (`make unit`). Unavailable
+// applies the same rule to the other things a check needs from the machine,
+// such as gcc and <linux/kvm.h>.
 package kvmtest
 
 import (
@@ -43,6 +45,27 @@ func Require(t testing.TB) kvm.HostKind {
 	}
 	return kvm.DetectHost(os.DirFS("/"))
 }
+
+// Unavailable ends t because something other than KVM that it needs from
+// this machine is missing, such as a C compiler or a header; why says what
+// and how to get it. Under GOVMM_REQUIRE_KVM=1 (make test, CI), where a
+// green run must mean every check ran, t fails, except inside testvm's
+// emulated machine, which holds busybox and the test binary alone: there
+// it skips, since make test has run the same test on the host already
+// (make unit, which runs every package natively). Otherwise t skips.
+func Unavailable(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("GOVMM_REQUIRE_KVM") != "1" {
+		t.Skipf("%s (set GOVMM_REQUIRE_KVM=1 to make this a failure)", why)
+	}
+	if inEmulatedMachine() {
+		t.Skipf("%s: this is testvm's emulated machine, which has none; make unit checks it on the host", why)
+	}
+	t.Fatalf("GOVMM_REQUIRE_KVM=1 but %s", why)
+}
+
+// inEmulatedMachine says whether this is testvm's machine; tests replace it.
+var inEmulatedMachine = SoftwareCPU
 
 // CacheDir is where tests keep built fixtures: $GOVMM_CACHE, else a folder
 // in the system's temporary directory shared by test runs.

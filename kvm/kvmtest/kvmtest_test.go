@@ -79,6 +79,33 @@ func TestRequireLinux(t *testing.T) {
 	}
 }
 
+// TestUnavailable checks Unavailable's three answers: a failure under
+// GOVMM_REQUIRE_KVM=1, a skip there inside testvm's emulated machine, and
+// a skip without it.
+func TestUnavailable(t *testing.T) {
+	tests := []struct {
+		name, requireEnv    string
+		emulated            bool
+		wantSkip, wantFatal string
+	}{
+		{"required", "1", false, "", "GOVMM_REQUIRE_KVM=1 but no gcc"},
+		{"required, in testvm", "1", true, "no gcc: this is testvm's emulated machine", ""},
+		{"not required", "", false, "no gcc (set GOVMM_REQUIRE_KVM=1", ""},
+	}
+	defer func(f func() bool) { inEmulatedMachine = f }(inEmulatedMachine)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOVMM_REQUIRE_KVM", tt.requireEnv)
+			inEmulatedMachine = func() bool { return tt.emulated }
+			r := &recorder{TB: t, name: "TestLayout"}
+			r.call(func(tb testing.TB) { Unavailable(tb, "no gcc") })
+			if !contains(r.skipped, tt.wantSkip) || !contains(r.fatal, tt.wantFatal) {
+				t.Errorf("Unavailable(no gcc) skipped %q, failed %q, want the skip %q, the failure %q", r.skipped, r.fatal, tt.wantSkip, tt.wantFatal)
+			}
+		})
+	}
+}
+
 // contains says whether s has part, and is empty when part is.
 func contains(s, part string) bool {
 	if part == "" {
