@@ -94,7 +94,7 @@ func parseJailFlags(args []string, stderr io.Writer) (*jailOptions, []string, er
 		return nil, nil, fmt.Errorf("jail: unexpected argument %q: govmm's flags go after --", fs.Arg(0))
 	}
 	if dash < 0 {
-		return nil, nil, fmt.Errorf("jail: no -- and govmm flags after it: govmm jail -uid UID -gid GID -- -kernel FILE ...")
+		return nil, nil, fmt.Errorf("jail: no -- and govmm flags after it: give them as in govmm jail -uid UID -gid GID -- -kernel FILE")
 	}
 	var err error
 	switch o.version {

@@ -64,13 +64,13 @@ var (
 
 // jailed runs govmm jail with args and returns its status, error and
 // output.
-func jailed(t *testing.T, args ...string) (int, error, string, string) {
+func jailed(t *testing.T, args ...string) (status int, stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	var stdout, stderr bytes.Buffer
-	status, err := run(ctx, append([]string{"jail"}, args...), nil, &stdout, &stderr)
-	return status, err, stdout.String(), stderr.String()
+	var out, errOut bytes.Buffer
+	status, err = run(ctx, append([]string{"jail"}, args...), nil, &out, &errOut)
+	return status, out.String(), errOut.String(), err
 }
 
 // leftovers lists what a jail named id left behind: its folder under
@@ -143,7 +143,7 @@ func TestJailRunsGuest(t *testing.T) {
 	dir := t.TempDir()
 	base, serial := filepath.Join(dir, "base"), filepath.Join(dir, "serial")
 	before := mounts(t)
-	status, err, _, stderr := jailed(t, "-id", "runs", "-uid", "65534", "-gid", "65534", "-base", base, "-v",
+	status, _, stderr, err := jailed(t, "-id", "runs", "-uid", "65534", "-gid", "65534", "-base", base, "-v",
 		"-memory", "256M", "-cpu-quota", "1", "-pids", "64", "-cpuset", "0", "-nofile", "64", "-fsize", "1M",
 		"--", "-kernel", g.ELF, "-mem", "64M", "-append", "mode=check loops=1000", "-serial", "file:"+serial, "-v")
 	if status != 0 || err != nil {
@@ -177,7 +177,7 @@ func TestJailInside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, err, stdout, stderr := jailed(t, "-id", "inside", "-uid", "1234", "-gid", "2345", "-base", filepath.Join(dir, "base"),
+	status, stdout, stderr, err := jailed(t, "-id", "inside", "-uid", "1234", "-gid", "2345", "-base", filepath.Join(dir, "base"),
 		"-netns", "new", "-nofile", "77", "--", jailProbeArg, "-path", hostFile, "-path", g.ELF, "-path", "/etc/passwd")
 	if status != 0 || err != nil {
 		t.Fatalf("govmm jail ... -- jail-probe = %d, %v, want 0\nstderr:\n%s", status, err, stderr)
@@ -235,7 +235,7 @@ func TestJailDeniedCall(t *testing.T) {
 		t.Run(call.flag, func(t *testing.T) {
 			base := filepath.Join(t.TempDir(), "base")
 			before := mounts(t)
-			status, err, _, stderr := jailed(t, "-id", "denied", "-uid", "65534", "-gid", "65534", "-base", base, "-pids", "64",
+			status, _, stderr, err := jailed(t, "-id", "denied", "-uid", "65534", "-gid", "65534", "-base", base, "-pids", "64",
 				"--", "-kernel", g.ELF, "-mem", "64M", "-append", "mode=spin", "-serial", "none", "-test-denied-call", call.flag)
 			if status != sandbox.ExitDenied || err == nil || !strings.Contains(err.Error(), "seccomp filter denies") {
 				t.Errorf("govmm jail with -test-denied-call %s = %d, %v, want %d and the seccomp error", call.flag, status, err, sandbox.ExitDenied)
@@ -257,12 +257,12 @@ func TestJailMemoryLimit(t *testing.T) {
 	g := requireJail(t)
 	base := filepath.Join(t.TempDir(), "base")
 	before := mounts(t)
-	status, err, _, stderr := jailed(t, "-id", "small", "-uid", "65534", "-gid", "65534", "-base", base, "-memory", "48M",
+	status, _, stderr, err := jailed(t, "-id", "small", "-uid", "65534", "-gid", "65534", "-base", base, "-memory", "48M",
 		"--", "-kernel", g.ELF, "-mem", "64M", "-serial", "none")
 	if status == 0 || err == nil || !strings.Contains(err.Error(), "is less than the guest's RAM") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("govmm jail -memory 48M -- -mem 64M = %d, %v, want one line saying the limit is below the guest's RAM\nstderr:\n%s", status, err, stderr)
 	}
-	status, err, _, stderr = jailed(t, "-id", "oom", "-uid", "65534", "-gid", "65534", "-base", base, "-memory", "64M", "-v",
+	status, _, stderr, err = jailed(t, "-id", "oom", "-uid", "65534", "-gid", "65534", "-base", base, "-memory", "64M", "-v",
 		"--", jailProbeArg, "-alloc", "256M")
 	if status != 137 || err == nil || !strings.Contains(err.Error(), "OOM killer") {
 		t.Errorf("govmm jail -memory 64M -- jail-probe -alloc 256M = %d, %v, want 137 and the OOM error\nstderr:\n%s", status, err, stderr)
@@ -289,7 +289,7 @@ func TestJailTenAtOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range results {
 		wg.Go(func() {
-			s, err, _, stderr := jailed(t, "-id", "ten-"+strconv.Itoa(i), "-uid", strconv.Itoa(10000+i), "-gid", strconv.Itoa(10000+i),
+			s, _, stderr, err := jailed(t, "-id", "ten-"+strconv.Itoa(i), "-uid", strconv.Itoa(10000+i), "-gid", strconv.Itoa(10000+i),
 				"-base", base, "-memory", "128M", "-pids", "64", "-v", "--", "-kernel", g.ELF, "-mem", "64M", "-append", "mode=check loops=1000", "-serial", "none")
 			results[i] = result{s, err, stderr}
 		})
@@ -351,7 +351,7 @@ func TestJailBadFlags(t *testing.T) {
 			base := filepath.Join(t.TempDir(), "base")
 			before := mounts(t)
 			args := append([]string{"-id", "bad", "-base", base}, tt.args...)
-			status, err, _, stderr := jailed(t, args...)
+			status, _, stderr, err := jailed(t, args...)
 			if status == 0 || err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("govmm jail %q = %d, %v, want one line containing %q\nstderr:\n%s", args, status, err, tt.wantErr, stderr)
 			}
@@ -375,7 +375,7 @@ func TestJailTAP(t *testing.T) {
 		t.Skipf("cannot make a TAP device here: %v %s", err, out)
 	}
 	defer exec.Command(ip, "link", "del", tap).Run()
-	status, err, stdout, stderr := jailed(t, "-id", "tap", "-uid", "65534", "-gid", "65534", "-base", filepath.Join(t.TempDir(), "base"),
+	status, stdout, stderr, err := jailed(t, "-id", "tap", "-uid", "65534", "-gid", "65534", "-base", filepath.Join(t.TempDir(), "base"),
 		"-netns", "new", "-tap", tap, "--", jailProbeArg)
 	if status != 0 || err != nil {
 		t.Fatalf("govmm jail -tap = %d, %v\nstderr:\n%s", status, err, stderr)
