@@ -61,7 +61,6 @@ func TestParseHierarchies(t *testing.T) {
 	}
 }
 
-
 func TestPick(t *testing.T) {
 	hybrid := parseHierarchies(hybridMountinfo, hybridCgroup)
 	hybrid[len(hybrid)-1].controllers["hugetlb"] = true // what these hosts' v2 offers
