@@ -38,7 +38,7 @@ func (s *suite) fail(err error) cell {
 }
 
 // measurements are the names -only takes.
-var measurements = []string{"boot", "rss", "pio", "mmio"}
+var measurements = []string{"boot", "rss", "pio", "mmio", "msix"}
 
 func (s *suite) wants(m string) bool {
 	return s.only == "" || slices.Contains(strings.Split(s.only, ","), m)
@@ -53,7 +53,8 @@ func (s *suite) all(ctx context.Context) []row {
 	if s.wants("rss") {
 		rows = append(rows, s.rssRow(ctx))
 	}
-	return append(rows, s.exitRows(ctx)...)
+	rows = append(rows, s.exitRows(ctx)...)
+	return append(rows, s.msixRows(ctx)...) // msix.go
 }
 
 // bootRows: exec to the guest's first exit, and boot-to-power-off wall

@@ -105,6 +105,7 @@ var KVMRequests = []Case{
 	ioctlCase("KVM_IOEVENTFD", 0x4040ae79),       // PCI BAR doorbells, (un)registered as the guest maps and moves BARs
 	ioctlCase("KVM_SET_GSI_ROUTING", 0x4008ae6a), // MSI-X: a vector's route follows the message the guest unmasks
 	ioctlCase("KVM_SIGNAL_MSI", 0x4020aea5),      // MSI-X where KVM has no irqfd routes
+	ioctlCase("KVM_IRQFD", 0x4020ae76),           // MSI-X vectors' irqfds unbound when the PCI bus closes with the VM
 }
 
 // TerminalRequests are the terminal ioctls of the console (golang.org/x/term):
