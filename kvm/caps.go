@@ -1,8 +1,8 @@
 package kvm
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 )
 
 // Cap names a KVM capability, the argument of KVM_CHECK_EXTENSION. The
@@ -103,14 +103,22 @@ type Extensions interface {
 }
 
 // requiredCaps are the capabilities govmm cannot run without, each with
-// what depends on it. Every x86 KVM since Linux 4.11 has them all.
+// what depends on it, and whether Needs asks for it. Every x86 KVM since
+// Linux 4.11 has them all.
 var requiredCaps = []struct {
-	cap  Cap
-	need string
+	cap    Cap
+	need   string
+	wanted func(Needs) bool
 }{
-	{CapImmediateExit, "kicking a vCPU out of KVM_RUN (Stop, Pause, Ctrl-C) depends on kvm_run.immediate_exit; without it a kick that lands just before KVM_RUN is lost"},
-	{CapIRQChip, "the in-kernel PIC, IOAPIC and local APICs deliver every interrupt"},
-	{CapPIT2, "the in-kernel PIT is the guest's timer (KVM_CREATE_PIT2)"},
+	{CapImmediateExit, "kicking a vCPU out of KVM_RUN (Stop, Pause, Ctrl-C) depends on kvm_run.immediate_exit; without it a kick that lands just before KVM_RUN is lost", func(Needs) bool { return true }},
+	{CapIRQChip, "the in-kernel PIC, IOAPIC and local APICs deliver every interrupt", func(Needs) bool { return true }},
+	{CapPIT2, "the in-kernel PIT is the guest's timer (KVM_CREATE_PIT2)", func(n Needs) bool { return n.PIT }},
+}
+
+// Needs is what a VM will ask of KVM, for CheckCaps.
+type Needs struct {
+	VCPUs int
+	PIT   bool // KVM's in-kernel PIT (KVM_CREATE_PIT2), rather than the VMM's own
 }
 
 // defaultVCPUs is what KVM's API documentation says to assume when
@@ -137,18 +145,21 @@ type VCPULimits struct {
 	Recommended int
 }
 
-// CheckCaps checks that the host's KVM has what govmm needs to run a VM
-// with vcpus vCPUs. Its error names each missing capability (as a
-// *MissingCapError, joined) and a vCPU count above the host's limit, with
-// what to do.
-func CheckCaps(s Extensions, vcpus int) (VCPULimits, error) {
+// CheckCaps checks that the host's KVM has what govmm needs to run the VM
+// n describes. Its error, one line, names each missing capability (each a
+// *MissingCapError for errors.As) and a vCPU count above the host's
+// limit, with what to do.
+func CheckCaps(s Extensions, n Needs) (VCPULimits, error) {
 	var errs []error
 	for _, r := range requiredCaps {
-		n, err := s.CheckExtension(r.cap)
+		if !r.wanted(n) {
+			continue
+		}
+		have, err := s.CheckExtension(r.cap)
 		if err != nil {
 			return VCPULimits{}, err
 		}
-		if n <= 0 {
+		if have <= 0 {
 			errs = append(errs, &MissingCapError{Cap: r.cap, Need: r.need})
 		}
 	}
@@ -156,11 +167,28 @@ func CheckCaps(s Extensions, vcpus int) (VCPULimits, error) {
 	if err != nil {
 		return VCPULimits{}, err
 	}
-	if vcpus > lim.Max {
-		errs = append(errs, fmt.Errorf("%d vCPUs requested, but this host's KVM allows at most %d per VM (%v): ask for %d or fewer", vcpus, lim.Max, CapMaxVCPUs, lim.Max))
+	if n.VCPUs > lim.Max {
+		errs = append(errs, fmt.Errorf("%d vCPUs requested, but this host's KVM allows at most %d per VM (%v): ask for %d or fewer", n.VCPUs, lim.Max, CapMaxVCPUs, lim.Max))
 	}
-	return lim, errors.Join(errs...)
+	if len(errs) == 0 {
+		return lim, nil
+	}
+	return lim, capErrors(errs)
 }
+
+// capErrors is every reason CheckCaps refuses a host, on one line (a
+// command-line tool's error is one line), each reachable with errors.As.
+type capErrors []error
+
+func (e capErrors) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
+	}
+	return strings.Join(s, "; and ")
+}
+
+func (e capErrors) Unwrap() []error { return e }
 
 // vcpuLimits reads KVM_CAP_NR_VCPUS and KVM_CAP_MAX_VCPUS with the
 // fallbacks of KVM's API documentation (4.1 KVM_CREATE_VCPU).

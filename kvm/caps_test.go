@@ -37,35 +37,36 @@ func TestCheckCaps(t *testing.T) {
 	tests := []struct {
 		name        string
 		caps        map[Cap]int
-		vcpus       int
+		needs       Needs
 		want        VCPULimits
 		wantMissing []Cap    // each as a *MissingCapError
 		wantText    []string // in the error
 	}{
-		{"everything", fullKVM(), 1, VCPULimits{Max: 1024, Recommended: 2}, nil, nil},
-		{"more vCPUs than CPUs is allowed", fullKVM(), 8, VCPULimits{Max: 1024, Recommended: 2}, nil, nil},
-		{"at the limit", fullKVM(), 1024, VCPULimits{Max: 1024, Recommended: 2}, nil, nil},
-		{"above the limit", fullKVM(), 1025, VCPULimits{Max: 1024, Recommended: 2}, nil,
+		{"everything", fullKVM(), Needs{VCPUs: 1, PIT: true}, VCPULimits{Max: 1024, Recommended: 2}, nil, nil},
+		{"more vCPUs than CPUs is allowed", fullKVM(), Needs{VCPUs: 8, PIT: true}, VCPULimits{Max: 1024, Recommended: 2}, nil, nil},
+		{"at the limit", fullKVM(), Needs{VCPUs: 1024, PIT: true}, VCPULimits{Max: 1024, Recommended: 2}, nil, nil},
+		{"above the limit", fullKVM(), Needs{VCPUs: 1025, PIT: true}, VCPULimits{Max: 1024, Recommended: 2}, nil,
 			[]string{"1025 vCPUs requested", "at most 1024", "KVM_CAP_MAX_VCPUS", "ask for 1024 or fewer"}},
-		{"no immediate exit", without(CapImmediateExit), 1, VCPULimits{Max: 1024, Recommended: 2}, []Cap{CapImmediateExit},
+		{"no immediate exit", without(CapImmediateExit), Needs{VCPUs: 1, PIT: true}, VCPULimits{Max: 1024, Recommended: 2}, []Cap{CapImmediateExit},
 			[]string{"KVM_CAP_IMMEDIATE_EXIT", "kick", "Linux 4.11 or newer"}},
-		{"no irqchip", without(CapIRQChip), 1, VCPULimits{Max: 1024, Recommended: 2}, []Cap{CapIRQChip}, []string{"KVM_CAP_IRQCHIP", "PIC"}},
-		{"no pit2", without(CapPIT2), 1, VCPULimits{Max: 1024, Recommended: 2}, []Cap{CapPIT2}, []string{"KVM_CAP_PIT2"}},
-		{"nothing, too many vCPUs", map[Cap]int{}, 5, VCPULimits{Max: 4, Recommended: 4}, []Cap{CapImmediateExit, CapIRQChip, CapPIT2},
+		{"no irqchip", without(CapIRQChip), Needs{VCPUs: 1, PIT: true}, VCPULimits{Max: 1024, Recommended: 2}, []Cap{CapIRQChip}, []string{"KVM_CAP_IRQCHIP", "PIC"}},
+		{"no pit2", without(CapPIT2), Needs{VCPUs: 1, PIT: true}, VCPULimits{Max: 1024, Recommended: 2}, []Cap{CapPIT2}, []string{"KVM_CAP_PIT2"}},
+		{"no pit2, none asked for", without(CapPIT2), Needs{VCPUs: 1}, VCPULimits{Max: 1024, Recommended: 2}, nil, nil},
+		{"nothing, too many vCPUs", map[Cap]int{}, Needs{VCPUs: 5, PIT: true}, VCPULimits{Max: 4, Recommended: 4}, []Cap{CapImmediateExit, CapIRQChip, CapPIT2},
 			[]string{"at most 4"}},
 		// KVM's API documentation: without KVM_CAP_MAX_VCPUS the limit is
 		// KVM_CAP_NR_VCPUS, and without that, 4.
-		{"no max: nr is the limit", without(CapMaxVCPUs), 3, VCPULimits{Max: 2, Recommended: 2}, nil, []string{"3 vCPUs requested", "at most 2"}},
-		{"neither: 4", map[Cap]int{CapImmediateExit: 1, CapIRQChip: 1, CapPIT2: 1}, 4, VCPULimits{Max: 4, Recommended: 4}, nil, nil},
+		{"no max: nr is the limit", without(CapMaxVCPUs), Needs{VCPUs: 3, PIT: true}, VCPULimits{Max: 2, Recommended: 2}, nil, []string{"3 vCPUs requested", "at most 2"}},
+		{"neither: 4", map[Cap]int{CapImmediateExit: 1, CapIRQChip: 1, CapPIT2: 1}, Needs{VCPUs: 4, PIT: true}, VCPULimits{Max: 4, Recommended: 4}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := CheckCaps(fakeExtensions{caps: tt.caps}, tt.vcpus)
+			got, err := CheckCaps(fakeExtensions{caps: tt.caps}, tt.needs)
 			if got != tt.want {
-				t.Errorf("CheckCaps(%d vCPUs) = %+v, want %+v", tt.vcpus, got, tt.want)
+				t.Errorf("CheckCaps(%+v) = %+v, want %+v", tt.needs, got, tt.want)
 			}
 			if (err != nil) != (len(tt.wantMissing)+len(tt.wantText) > 0) {
-				t.Fatalf("CheckCaps(%d vCPUs) error = %v, want missing %v and text %q", tt.vcpus, err, tt.wantMissing, tt.wantText)
+				t.Fatalf("CheckCaps(%+v) error = %v, want missing %v and text %q", tt.needs, err, tt.wantMissing, tt.wantText)
 			}
 			var missing []Cap
 			if err != nil {
@@ -77,22 +78,25 @@ func TestCheckCaps(t *testing.T) {
 				}
 			}
 			if len(missing) != len(tt.wantMissing) {
-				t.Errorf("CheckCaps(%d vCPUs) names missing %v, want %v", tt.vcpus, missing, tt.wantMissing)
+				t.Errorf("CheckCaps(%+v) names missing %v, want %v", tt.needs, missing, tt.wantMissing)
 			}
 			for i := range min(len(missing), len(tt.wantMissing)) {
 				if missing[i] != tt.wantMissing[i] {
-					t.Errorf("CheckCaps(%d vCPUs) names missing %v, want %v", tt.vcpus, missing, tt.wantMissing)
+					t.Errorf("CheckCaps(%+v) names missing %v, want %v", tt.needs, missing, tt.wantMissing)
 				}
+			}
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Errorf("CheckCaps(%+v) = %q, want one line", tt.needs, err)
 			}
 			for _, w := range tt.wantText {
 				if !strings.Contains(err.Error(), w) {
-					t.Errorf("CheckCaps(%d vCPUs) = %q, want it to contain %q", tt.vcpus, err, w)
+					t.Errorf("CheckCaps(%+v) = %q, want it to contain %q", tt.needs, err, w)
 				}
 			}
 		})
 	}
 	t.Run("KVM_CHECK_EXTENSION fails", func(t *testing.T) {
-		_, err := CheckCaps(fakeExtensions{caps: fullKVM(), fail: map[Cap]error{CapPIT2: unix.EBADF}}, 1)
+		_, err := CheckCaps(fakeExtensions{caps: fullKVM(), fail: map[Cap]error{CapPIT2: unix.EBADF}}, Needs{VCPUs: 1, PIT: true})
 		if !errors.Is(err, unix.EBADF) {
 			t.Errorf("CheckCaps() with a failing ioctl = %v, want it to wrap EBADF", err)
 		}

@@ -6,6 +6,7 @@ package kvm_test
 // failure. They are an external test package because kvmtest imports kvm.
 
 import (
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -295,15 +296,17 @@ func TestIRQChipState(t *testing.T) {
 // and refuses one more vCPU than its limit, naming the capability.
 func TestCheckCapsOnHost(t *testing.T) {
 	s := openKVM(t)
-	lim, err := kvm.CheckCaps(s, 1)
+	one := kvm.Needs{VCPUs: 1, PIT: true}
+	lim, err := kvm.CheckCaps(s, one)
 	if err != nil {
-		t.Fatalf("CheckCaps(host, 1 vCPU) = %v", err)
+		t.Fatalf("CheckCaps(host, %+v) = %v", one, err)
 	}
 	if lim.Max < 1 || lim.Recommended < 1 {
-		t.Errorf("CheckCaps(host, 1 vCPU) limits = %+v, want at least 1 each", lim)
+		t.Errorf("CheckCaps(host, %+v) limits = %+v, want at least 1 each", one, lim)
 	}
 	t.Logf("vCPU limits: %+v", lim)
-	if _, err := kvm.CheckCaps(s, lim.Max+1); err == nil {
-		t.Errorf("CheckCaps(host, %d vCPUs) = nil, want an error naming %v", lim.Max+1, kvm.CapMaxVCPUs)
+	tooMany := kvm.Needs{VCPUs: lim.Max + 1, PIT: true}
+	if _, err := kvm.CheckCaps(s, tooMany); err == nil || !strings.Contains(err.Error(), kvm.CapMaxVCPUs.String()) {
+		t.Errorf("CheckCaps(host, %+v) = %v, want an error naming %v", tooMany, err, kvm.CapMaxVCPUs)
 	}
 }

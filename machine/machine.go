@@ -45,8 +45,9 @@ type ending struct {
 }
 
 // New builds a VM from c: opens KVM and checks it has what govmm needs
-// (kvm.CheckCaps, c.CPUs included), maps RAM, creates the devices, loads
-// the kernel and sets up the vCPUs. Close releases everything.
+// (kvm.CheckCaps: c.CPUs, and the PIT unless c.PIT is PITUser), maps RAM,
+// creates the devices, loads the kernel and sets up the vCPUs. Close
+// releases everything.
 func New(c Config) (m *Machine, err error) {
 	clock := startClock()
 	if err := c.validate(); err != nil {
@@ -69,7 +70,7 @@ func New(c Config) (m *Machine, err error) {
 		return m, err
 	}
 	var limits kvm.VCPULimits
-	if limits, err = kvm.CheckCaps(m.sys, c.CPUs); err != nil {
+	if limits, err = kvm.CheckCaps(m.sys, kvm.Needs{VCPUs: c.CPUs, PIT: c.PIT != PITUser}); err != nil {
 		return m, err
 	}
 	if c.Verbose && c.CPUs > limits.Recommended {
