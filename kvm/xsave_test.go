@@ -23,8 +23,10 @@ func TestXSAVEAccessors(t *testing.T) {
 // also logs what KVM_GET_FPU says, which on PVM hosts is 0.
 func TestXSAVEMXCSR(t *testing.T) {
 	s := openKVM(t)
-	if n, err := s.CheckExtension(kvm.CapXSave); err != nil || n == 0 {
-		t.Skipf("KVM_CAP_XSAVE = %d, %v: this KVM has no KVM_GET_XSAVE", n, err)
+	if n, err := s.CheckExtension(kvm.CapXSave); err != nil {
+		t.Fatal(err)
+	} else if n == 0 {
+		t.Skip("KVM_CAP_XSAVE = 0: this host's KVM has no KVM_GET_XSAVE")
 	}
 	vm := createVM(t, s)
 	v, err := vm.CreateVCPU(0)
