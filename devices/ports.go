@@ -1,8 +1,9 @@
 package devices
 
 // The legacy PC I/O ports and ISA interrupt numbers of the devices in this
-// package. The 8259 PIC (0x20, 0xa0) and the 8254 PIT (0x40-0x43, and port
-// 0x61's speaker bits) are emulated inside KVM, so they are not ours.
+// package. The 8259 PIC (0x20, 0xa0) is emulated inside KVM, and so is the
+// 8254 PIT (0x40-0x43, and port 0x61's speaker bits) unless the machine
+// uses this package's PIT instead (pit.go, govmm -pit user).
 const (
 	PortCOM1     = 0x3f8 // 16550A UART, 8 registers
 	PortCOM1Size = 8
