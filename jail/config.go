@@ -103,6 +103,16 @@ func (c *Config) validate() error {
 	if !filepath.IsAbs(c.BaseDir) {
 		return fmt.Errorf("jail: -base %q: give an absolute path", c.BaseDir)
 	}
+	switch {
+	case c.NetNS == "", c.NetNS == "new":
+	default:
+		if _, err := os.Stat(c.NetNS); err != nil {
+			return fmt.Errorf("jail: -netns: %w: give new, or the path of a network namespace (ip netns add NAME makes /var/run/netns/NAME)", err)
+		}
+	}
+	if c.TAP != "" && c.NetNS != "new" {
+		return fmt.Errorf("jail: -tap %s needs -netns new: the TAP device is moved into the jail's own network namespace", c.TAP)
+	}
 	for _, p := range append(append([]string{c.Program}, c.ReadOnly...), c.Devices...) {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("jail: %q is not an absolute path", p)
@@ -127,16 +137,6 @@ func (c *Config) validate() error {
 		if fi.Mode()&os.ModeDevice == 0 {
 			return fmt.Errorf("jail: %s is not a device", d)
 		}
-	}
-	switch {
-	case c.NetNS == "", c.NetNS == "new":
-	default:
-		if _, err := os.Stat(c.NetNS); err != nil {
-			return fmt.Errorf("jail: -netns: %w: give new, or the path of a network namespace (ip netns add NAME makes /var/run/netns/NAME)", err)
-		}
-	}
-	if c.TAP != "" && c.NetNS != "new" {
-		return fmt.Errorf("jail: -tap %s needs -netns new: the TAP device is moved into the jail's own network namespace", c.TAP)
 	}
 	if c.Cgroup.CPUs < 0 {
 		return fmt.Errorf("jail: -cpu-quota %v: give a positive number of CPUs", c.Cgroup.CPUs)

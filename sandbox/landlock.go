@@ -30,10 +30,11 @@ func LandlockABI() int {
 }
 
 // Restrict confines the whole process, every thread, with Landlock to f,
-// for good. Paths that do not exist are left out. With bestEffort a kernel
-// without Landlock, or with an older ABI, restricts what it can (nothing,
-// without Landlock); otherwise it is an error. It returns the ABI version
-// used.
+// for good, with as much as the kernel's Landlock ABI can restrict (ABI 1
+// covers file access; later ones add truncation, TCP, device ioctls and
+// scopes). Paths that do not exist are left out. A kernel without
+// Landlock restricts nothing when bestEffort is set, and is an error
+// otherwise. It returns the ABI version used.
 func Restrict(f Files, bestEffort bool) (int, error) {
 	abi := LandlockABI()
 	if abi == 0 {
@@ -42,10 +43,7 @@ func Restrict(f Files, bestEffort bool) (int, error) {
 		}
 		return 0, errors.New("landlock: this kernel has no Landlock (it needs Linux 5.13 or later with landlock in its lsm= list): run with -landlock auto or off")
 	}
-	cfg := landlock.V7
-	if bestEffort {
-		cfg = cfg.BestEffort()
-	}
+	cfg := landlock.V7.BestEffort()
 	var rules []landlock.Rule
 	if p := existing(f.Read); len(p) > 0 {
 		rules = append(rules, landlock.ROFiles(p...))
