@@ -55,7 +55,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.confine.printSeccomp, "print-seccomp", false, "print the seccomp allow-list (the system calls and ioctls govmm may make once the VM is set up) and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: govmm -kernel FILE [-initrd FILE] [-mem SIZE] [-cpus N] [-append CMDLINE] [flags]\n"+
-			"       govmm exec [flags] -- CMD...   (run CMD in the default Linux guest; see govmm exec -h)\n\n"+
+			"       govmm exec [flags] -- CMD...   (run CMD in the default Linux guest; see govmm exec -h)\n"+
+			"       govmm jail -uid UID -gid GID [jail flags] -- [govmm flags]   (run govmm in a jail; see govmm jail -h)\n\n"+
 			"Runs one virtual machine on KVM. Exit status: 0 when the guest powers off or\n"+
 			"resets, the guest's status when it writes one to the debug-exit port (0xf4),\n"+
 			"1 with a one-line reason on any error.\n\nFlags (one dash or two):\n")
