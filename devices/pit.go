@@ -571,14 +571,19 @@ func (p *PIT) Stats() (ticks, irqErrors uint64) {
 	return p.ticks.Load(), p.irqErrors.Load()
 }
 
-// Close stops the timer; the PIT raises no interrupt after it returns.
+// Close stops the timer and waits for an interrupt being raised; the PIT
+// raises none after it returns, so the interrupt controller may go.
 func (p *PIT) Close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
 	p.gen++
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
 	}
+	p.mu.Unlock()
+	// An edge that took mu before closed was set holds pulseMu until its
+	// pulse is done (edge takes pulseMu before it lets mu go).
+	p.pulseMu.Lock()
+	p.pulseMu.Unlock() //lint:ignore SA2001 an empty critical section: waiting for the pulse is the point
 }

@@ -342,3 +342,58 @@ func TestPITNewCountAtReload(t *testing.T) {
 		}
 	}
 }
+
+// blockingLine holds the first SetLevel until released, and counts calls.
+type blockingLine struct {
+	entered, release chan struct{}
+	mu               sync.Mutex
+	calls            int
+}
+
+func (l *blockingLine) SetLevel(bool) error {
+	l.mu.Lock()
+	l.calls++
+	first := l.calls == 1
+	l.mu.Unlock()
+	if first {
+		close(l.entered)
+		<-l.release
+	}
+	return nil
+}
+
+// TestPITCloseWaitsForPulse: Close returns only after a pulse in progress
+// is done, and no pulse comes after it (the machine closes the VM next).
+func TestPITCloseWaitsForPulse(t *testing.T) {
+	line := &blockingLine{entered: make(chan struct{}), release: make(chan struct{})}
+	p := NewPIT(line, HostClock{})
+	regWrite(p, PITControl, 0x34)
+	regWrite(p, 0, 0xA9)
+	regWrite(p, 0, 0x04) // 1 kHz
+	select {
+	case <-line.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no IRQ 0 pulse within 10 s of programming 1 kHz")
+	}
+	closed := make(chan struct{})
+	go func() {
+		p.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a pulse was still being raised")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(line.release)
+	<-closed
+	line.mu.Lock()
+	n := line.calls
+	line.mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // 20 periods
+	line.mu.Lock()
+	defer line.mu.Unlock()
+	if line.calls != n || n != 2 {
+		t.Errorf("SetLevel calls: %d by Close, %d 20 ms later; want the one pulse's 2, then none", n, line.calls)
+	}
+}
