@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 
 	seccompbpf "github.com/elastic/go-seccomp-bpf"
@@ -145,6 +146,9 @@ func Program(rules []Rule, action seccompbpf.Action) ([]bpf.Instruction, error) 
 // reporting, never make the call.
 func Install(mode Mode) error {
 	var action seccompbpf.Action
+	if err := needStatic(mode, linksLibc()); err != nil {
+		return err
+	}
 	switch mode {
 	case SeccompOff:
 		return nil
@@ -170,6 +174,35 @@ func Install(mode Mode) error {
 		return fmt.Errorf("seccomp: %w (run with -seccomp off to go without the filter)", err)
 	}
 	return nil
+}
+
+// errLibc is Install's answer in a binary built with cgo, which runs its
+// threads through glibc: glibc's allocator, once several threads allocate,
+// opens /sys/devices/system/cpu/online and /proc/stat to size its arenas
+// (seen with 8 vCPUs), which the filter forbids. govmm is meant to be a
+// static binary anyway (the jail and testvm run it without a libc).
+var errLibc = errors.New("seccomp: this govmm was built with cgo, whose C library opens files the filter forbids once several threads run: build it static with CGO_ENABLED=0 (make build does), or run with -seccomp off")
+
+// needStatic refuses a filter in a binary built with cgo.
+func needStatic(mode Mode, cgo bool) error {
+	if mode != SeccompOff && cgo {
+		return errLibc
+	}
+	return nil
+}
+
+// linksLibc reports whether this binary was built with cgo.
+func linksLibc() bool {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range info.Settings {
+		if s.Key == "CGO_ENABLED" {
+			return s.Value == "1"
+		}
+	}
+	return false
 }
 
 // Print writes the allow-list, one call a line with its allowed

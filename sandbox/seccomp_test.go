@@ -225,6 +225,9 @@ func child(t *testing.T, what string, env ...string) (stdout, stderr string, ws 
 // execve: the child prints one line naming the call and dies by SIGSYS;
 // in log mode the call goes through.
 func TestDeniedCallIsReported(t *testing.T) {
+	if linksLibc() {
+		t.Skip("this test binary was built with cgo, where Install refuses (errLibc): run it with CGO_ENABLED=0, as make test does")
+	}
 	out, errOut, ws := child(t, "execve")
 	if !ws.Signaled() || ws.Signal() != syscall.SIGSYS {
 		t.Errorf("a child calling execve under the filter ended with %v, want killed by SIGSYS\nstdout: %s\nstderr: %s", ws, out, errOut)
@@ -261,5 +264,26 @@ func TestLandlockConfinesFiles(t *testing.T) {
 	want := fmt.Sprintf("abi %d\nallowed: <nil>\ndenied: open %s: permission denied\n", abi, denied)
 	if ws.ExitStatus() != 0 || out != want {
 		t.Errorf("a child confined to %s: %v, stdout %q, stderr %q; want stdout %q", ok, ws, out, errOut, want)
+	}
+}
+
+// TestNeedStatic checks that a binary built with cgo, whose libc opens
+// files once threads multiply, gets the clear refusal instead of a filter
+// that would kill it later, and that -seccomp off still runs there.
+func TestNeedStatic(t *testing.T) {
+	tests := []struct {
+		mode Mode
+		cgo  bool
+		want error
+	}{
+		{SeccompOn, true, errLibc},
+		{SeccompLog, true, errLibc},
+		{SeccompOff, true, nil},
+		{SeccompOn, false, nil},
+	}
+	for _, tt := range tests {
+		if got := needStatic(tt.mode, tt.cgo); got != tt.want {
+			t.Errorf("needStatic(%v, cgo=%v) = %v, want %v", tt.mode, tt.cgo, got, tt.want)
+		}
 	}
 }
