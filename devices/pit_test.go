@@ -397,3 +397,75 @@ func TestPITCloseWaitsForPulse(t *testing.T) {
 		t.Errorf("SetLevel calls: %d by Close, %d 20 ms later; want the one pulse's 2, then none", n, line.calls)
 	}
 }
+
+// TestPITStateCarriesOn takes a PIT's state mid-count in each mode and
+// restores it on a clock with another epoch: from then on both PITs read
+// the same counts and raise the same interrupts.
+func TestPITStateCarriesOn(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(a *pitAt)
+	}{
+		{"mode 2 at 1 kHz, latched", func(a *pitAt) {
+			regWrite(a.p, PITControl, 0x34)
+			regWrite(a.p, 0, 0xA9)
+			a.out(0, 0x04)
+			a.clock.advance(3*time.Millisecond + 123*time.Microsecond)
+			regWrite(a.p, PITControl, 0x00) // a latch the restored PIT must still hold
+		}},
+		{"mode 0 counting, counter 2 gated off", func(a *pitAt) {
+			regWrite(a.p, PITControl, 0x30)
+			regWrite(a.p, 0, 0x00)
+			a.out(0, 0x40) // 16384 clocks, 13.7 ms
+			regWrite(a.p, PITPort61Offset, Port61Gate2)
+			regWrite(a.p, PITControl, 0xB0)
+			regWrite(a.p, 2, 0x00)
+			a.out(2, 0x10)
+			a.clk(1000)
+			regWrite(a.p, PITPort61Offset, 0) // held at 0x1000 - 999
+		}},
+		{"mode 3 with a count waiting for the reload", func(a *pitAt) {
+			regWrite(a.p, PITControl, 0x36)
+			regWrite(a.p, 0, 0x9C)
+			a.out(0, 0x2E) // 11932: 100 Hz
+			a.clock.advance(25 * time.Millisecond)
+			regWrite(a.p, 0, 0xA9)
+			regWrite(a.p, 0, 0x04) // 1193 from the next reload
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newPITAt(t)
+			tt.setup(a)
+			s := a.p.State()
+			c := newPITClock()
+			c.advance(17 * time.Hour) // another epoch and another time of day
+			irq := &pulseCounter{}
+			b := RestorePIT(s, irq, c)
+			if got := b.State(); got != s {
+				t.Fatalf("State of the restored PIT = %+v, want %+v", got, s)
+			}
+			edgesA := a.irq.count()
+			for step := 0; step < 40; step++ {
+				d := time.Duration(step*step+1) * 97 * time.Microsecond
+				a.clock.advance(d)
+				c.advance(d)
+				for _, off := range []uint64{0, 2, PITPort61Offset} {
+					if off == PITPort61Offset {
+						va, vb := regRead(a.p, off)&^Port61Refresh, regRead(b, off)&^Port61Refresh
+						if va != vb {
+							t.Fatalf("step %d: port 0x61 = %#x, restored %#x", step, va, vb)
+						}
+						continue
+					}
+					if va, vb := regRead(a.p, off), regRead(b, off); va != vb {
+						t.Fatalf("step %d: counter %d reads %#x, restored %#x", step, off, va, vb)
+					}
+				}
+			}
+			if ea, eb := a.irq.count()-edgesA, irq.count(); ea != eb || ea == 0 && tt.name != "mode 0 counting, counter 2 gated off" {
+				t.Errorf("IRQ 0 edges after the snapshot: %d, restored %d; want equal and some", ea, eb)
+			}
+		})
+	}
+}
