@@ -21,7 +21,7 @@ func TestStateRestore(t *testing.T) {
 	msg := devices.MSIMessage{Addr: 0xFEE0_2000, Data: 0x45}
 	old.entry(5, msg.Addr, msg.Data, true)
 	old.mmio.Write(moved+TestDevRaise, leBytes(5, 4)) // masked: pending
-	old.control(0)                                      // MSI-X off: the next RAISE is INTx
+	old.control(0)                                    // MSI-X off: the next RAISE is INTx
 	old.mmio.Write(moved+TestDevRaise, leBytes(0, 4))
 	old.control(MSIXEnable)
 	old.ConfigPorts().Write(0, leBytes(ConfigEnable|uint32(old.slot)<<configDeviceShift|RegBAR0, 4))
