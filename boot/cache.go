@@ -19,7 +19,9 @@ package boot
 // the directory: such a someone can name a file by its own hash. So the
 // directory itself must be private: DecompressCached creates it 0700 and
 // uses a directory only if it is not a symlink, belongs to the effective
-// user, and cannot be written by group or others.
+// user, and cannot be written by others, nor by a group other than the
+// user's own (a umask of 002 with a group per user, as many distributions
+// set up, makes directories group-writable by that group alone).
 
 import (
 	"bytes"
@@ -128,8 +130,9 @@ func lookup(dir, imageSum string) (Cached, error) {
 	return c, nil
 }
 
-// privateDir makes dir, 0700, if it is missing, and checks that only the
-// effective user can change what is in it.
+// privateDir makes dir, 0700, if it is missing, and checks that no one
+// but the effective user (and the members of its primary group, if the
+// directory is theirs to write) can change what is in it.
 func privateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -148,8 +151,8 @@ func privateDir(dir string) error {
 		return fmt.Errorf("%s: cannot tell who owns it", dir)
 	case int(st.Uid) != os.Geteuid():
 		return fmt.Errorf("%s belongs to uid %d, not to this user (%d): give a directory of your own with -cache", dir, st.Uid, os.Geteuid())
-	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("%s can be written by others (mode %v): chmod go-w it, or give another with -cache", dir, fi.Mode().Perm())
+	case fi.Mode().Perm()&0o002 != 0, fi.Mode().Perm()&0o020 != 0 && int(st.Gid) != os.Getegid():
+		return fmt.Errorf("%s can be written by others (mode %v, group %d): chmod go-w it, or give another with -cache", dir, fi.Mode().Perm(), st.Gid)
 	}
 	return nil
 }

@@ -97,7 +97,13 @@ func TestCacheDirPrivate(t *testing.T) {
 		{"missing: made 0700", func(*testing.T, string) {}, ""},
 		{"yours, 0755", func(t *testing.T, dir string) { mkdir(t, dir, 0o755) }, ""},
 		{"world-writable", func(t *testing.T, dir string) { mkdir(t, dir, 0o777) }, "can be written by others"},
-		{"group-writable", func(t *testing.T, dir string) { mkdir(t, dir, 0o770) }, "can be written by others"},
+		{"group-writable, the user's own group", func(t *testing.T, dir string) { mkdir(t, dir, 0o770) }, ""},
+		{"group-writable, another group", func(t *testing.T, dir string) {
+			mkdir(t, dir, 0o770)
+			if err := os.Chown(dir, os.Geteuid(), os.Getegid()+1); err != nil {
+				t.Skipf("cannot give the directory another group: %v", err)
+			}
+		}, "can be written by others"},
 		{"symlink", func(t *testing.T, dir string) {
 			target := dir + ".target"
 			mkdir(t, target, 0o700)
