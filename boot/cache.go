@@ -2,22 +2,27 @@ package boot
 
 // The fast path's cache of decompressed kernels.
 //
-// A cached vmlinux is named by two SHA-256 hashes, the bzImage's and its
-// own: <image>-<elf>.vmlinux. The first finds it; the second is checked
-// against the file's bytes before they are used, so a truncated or
-// corrupted file, or one changed behind govmm's back, is never booted: it
-// is decompressed again and replaced. One file, written atomically, holds
-// both the kernel and what it must hash to, so no reader can pair a new
-// kernel with an old checksum.
+// A cached vmlinux is named by the bzImage's SHA-256 and its own CRC-32C:
+// <sha256>-crc32c-<crc>.vmlinux. The first finds it (a cryptographic hash,
+// so no image can pass for another); the second is checked against the
+// file's bytes before they are used, so a truncated or corrupted file, or
+// one changed behind govmm's back, is never booted: it is decompressed
+// again and replaced. One file, written atomically, holds both the kernel
+// and what it must check to, so no reader can pair a new kernel with an
+// old check value.
 //
-// The hash costs time on every hit: on the 2-core PVM host of
-// DESIGN.md, reading Debian's 51 MiB cloud vmlinux from the page cache
-// took 20-24 ms, hashing it 35-50 ms (SHA-NI), decompressing the 14 MiB
-// bzImage's lz4 payload again 120-180 ms. A hit stays the faster way.
-//
-// The hash guards against damage, not against someone who can write to
-// the directory: such a someone can name a file by its own hash. So the
-// directory itself must be private: DecompressCached creates it 0700 and
+// Why a CRC and not a second SHA-256: the check runs on every hit, and
+// measured on the 2-core PVM host of DESIGN.md (medians of 9) with
+// Debian's cloud kernel, a 13 MiB bzImage holding a 51 MiB vmlinux, a hit
+// costs 18-22 ms to read the file and 9 ms to hash the image; SHA-256 over
+// the vmlinux would add 47-49 ms (with SHA-NI), which made a hit (77 ms)
+// hardly faster than decompressing its lz4 payload again (76-83 ms),
+// while CRC-32C (in hardware) adds 4-6 ms: a hit takes 36 ms. For Debian's
+// generic kernel (xz) a hit takes 46 ms, decompressing 1.15 s. Nor would
+// a cryptographic hash of the vmlinux add safety: whoever can write to the
+// directory can also name a file by its own hash. The check guards
+// against damage; the directory must be private to guard against people:
+// DecompressCached creates it 0700 and
 // uses a directory only if it is not a symlink, belongs to the effective
 // user, and cannot be written by others, nor by a group other than the
 // user's own (a umask of 002 with a group per user, as many distributions
@@ -29,6 +34,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,21 +45,28 @@ import (
 // Cached is what DecompressCached found or made.
 type Cached struct {
 	ELF  []byte
-	Hit  bool   // read from the cache, its hash checked
+	Hit  bool   // read from the cache, its check value checked
 	Path string // the cache file; "" when nothing was cached
 	// Stale says why cached files for this image were not used (they
-	// failed the hash check or could not be read) before decompressing
+	// failed the check or could not be read) before decompressing
 	// again; nil when there were none.
 	Stale error
 }
 
 // cacheName is the name of the cache file for an image's hash and its
-// vmlinux's hash.
-func cacheName(imageSum, elfSum string) string { return imageSum + "-" + elfSum + ".vmlinux" }
+// vmlinux's check value.
+func cacheName(imageSum, elfCheck string) string { return imageSum + "-" + elfCheck + ".vmlinux" }
 
 func sumHex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checkValue is a vmlinux's check value as a cache file's name holds it.
+func checkValue(elf []byte) string {
+	return fmt.Sprintf("crc32c-%08x", crc32.Checksum(elf, castagnoli))
 }
 
 // DecompressCached is Decompress with a cache directory (see the top of
@@ -79,19 +92,20 @@ func DecompressCached(cacheDir string, image []byte) (Cached, error) {
 	if c.ELF, err = Decompress(image); err != nil {
 		return Cached{}, err
 	}
-	c.Path = filepath.Join(cacheDir, cacheName(imageSum, sumHex(c.ELF)))
+	c.Path = filepath.Join(cacheDir, cacheName(imageSum, checkValue(c.ELF)))
 	if err := writeAtomic(c.Path, c.ELF); err != nil {
 		return Cached{ELF: c.ELF, Stale: c.Stale}, fmt.Errorf("caching the decompressed kernel: %w (check that %s is writable)", err, cacheDir)
 	}
-	// The file of the name govmm used before the hash was in it.
+	// The file of the name govmm used before the check value was in it.
 	if err := os.Remove(filepath.Join(cacheDir, imageSum+".vmlinux")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return c, fmt.Errorf("removing an old kernel cache file: %w", err)
 	}
 	return c, nil
 }
 
-// lookup returns the first cache file for imageSum whose bytes hash to the
-// sum in its name. Files that do not are removed and named in Stale.
+// lookup returns the first cache file for imageSum whose bytes give the
+// check value in its name. Files that do not are removed and named in
+// Stale.
 func lookup(dir, imageSum string) (Cached, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -101,11 +115,11 @@ func lookup(dir, imageSum string) (Cached, error) {
 	var stale []error
 	for _, e := range entries {
 		name := e.Name()
-		elfSum, ok := strings.CutPrefix(name, imageSum+"-")
+		check, ok := strings.CutPrefix(name, imageSum+"-")
 		if !ok {
 			continue
 		}
-		if elfSum, ok = strings.CutSuffix(elfSum, ".vmlinux"); !ok {
+		if check, ok = strings.CutSuffix(check, ".vmlinux"); !ok {
 			continue
 		}
 		path := filepath.Join(dir, name)
@@ -114,8 +128,8 @@ func lookup(dir, imageSum string) (Cached, error) {
 		case err != nil:
 			stale = append(stale, fmt.Errorf("%s: %w", name, err))
 			continue
-		case sumHex(b) != elfSum:
-			stale = append(stale, fmt.Errorf("%s: its SHA-256 is not the one in its name (a damaged or changed file)", name))
+		case checkValue(b) != check:
+			stale = append(stale, fmt.Errorf("%s: its CRC-32C is not the one in its name (a damaged or changed file)", name))
 		case !bytes.HasPrefix(b, []byte("\x7fELF")):
 			stale = append(stale, fmt.Errorf("%s: not an ELF file", name))
 		default:

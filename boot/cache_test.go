@@ -19,13 +19,13 @@ func cachedImage(t *testing.T) (img, elf []byte) {
 }
 
 // TestDecompressCached walks the cache through its life: a cold miss, a
-// hit, a damaged file (caught by its hash, decompressed again and
+// hit, a damaged file (caught by its check value, decompressed again and
 // replaced), a truncated one, one that is not ELF, and the file name govmm
 // used before (removed when the new one is written).
 func TestDecompressCached(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	img, elf := cachedImage(t)
-	name := cacheName(sumHex(img), sumHex(elf))
+	name := cacheName(sumHex(img), checkValue(elf))
 	path := filepath.Join(dir, name)
 	legacy := filepath.Join(dir, sumHex(img)+".vmlinux")
 	write := func(p string, b []byte) func() {
@@ -45,14 +45,18 @@ func TestDecompressCached(t *testing.T) {
 	}{
 		{"cold", func() {}, false, ""},
 		{"warm", func() {}, true, ""},
-		{"one bit flipped", write(path, damaged), false, name + ": its SHA-256 is not the one in its name"},
+		{"one bit flipped", write(path, damaged), false, name + ": its CRC-32C is not the one in its name"},
 		{"rewritten", func() {}, true, ""},
-		{"truncated", write(path, elf[:1000]), false, "its SHA-256 is not"},
-		{"not ELF, named by its own hash", func() {
+		{"truncated", write(path, elf[:1000]), false, "its CRC-32C is not"},
+		{"not ELF, named by its own check value", func() {
 			os.Remove(path)
 			junk := []byte("junk")
-			write(filepath.Join(dir, cacheName(sumHex(img), sumHex(junk))), junk)()
+			write(filepath.Join(dir, cacheName(sumHex(img), checkValue(junk))), junk)()
 		}, false, "not an ELF file"},
+		{"a name of an earlier format", func() {
+			os.Remove(path)
+			write(filepath.Join(dir, cacheName(sumHex(img), sumHex(elf))), elf)()
+		}, false, "its CRC-32C is not"},
 		{"old-style name beside it", func() {
 			os.Remove(path)
 			write(legacy, []byte("old"))()
