@@ -21,12 +21,15 @@ type stopAfterExitWrite struct {
 	seen   bool
 }
 
-func (s *stopAfterExitWrite) Exit(_ int, e kvm.Exit) {
-	if io, ok := e.(*kvm.IOExit); ok && io.Out && io.Port == devices.PortDebugExit+devices.DebugExitStatus {
+func (s *stopAfterExitWrite) Exit(ev *vcpu.Event) vcpu.Action {
+	if io, ok := ev.Exit.(*kvm.IOExit); ok && io.Out && io.Port == devices.PortDebugExit+devices.DebugExitStatus {
 		s.seen = true
 		s.cancel()
 	}
+	return vcpu.Continue
 }
+
+func (s *stopAfterExitWrite) Handled(*vcpu.Event) {}
 
 // TestNoDebugDevices: with Config.NoDebugDevices a guest cannot choose the
 // VMM's exit status: the test guest's failed check writes its status to the

@@ -53,12 +53,15 @@ type resumeAtExit struct {
 	written chan int // the terminal's length at the exit write
 }
 
-func (r *resumeAtExit) Exit(_ int, e kvm.Exit) {
-	if io, ok := e.(*kvm.IOExit); ok && io.Out && io.Port == devices.PortDebugExit+devices.DebugExitStatus {
+func (r *resumeAtExit) Exit(ev *vcpu.Event) vcpu.Action {
+	if io, ok := ev.Exit.(*kvm.IOExit); ok && io.Out && io.Port == devices.PortDebugExit+devices.DebugExitStatus {
 		r.written <- len(r.out.String())
 		r.out.resume()
 	}
+	return vcpu.Continue
 }
+
+func (r *resumeAtExit) Handled(*vcpu.Event) {}
 
 // TestRunWaitsForSerialOutput: a guest whose console is stalled still runs
 // to its end (its output waits in the UART's buffer, not in the vCPU), and

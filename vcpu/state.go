@@ -9,11 +9,17 @@ import "fmt"
 //	Running --Pause--> Paused    the loop, between two KVM_RUNs, answering
 //	                             the one Pause still waiting
 //	Paused  --Resume--> Running  Resume itself, so a second Resume fails
+//	Running --observer answers Stop or StopAfter--> Debug
+//	                             the loop, at an exit or answering Interrupt;
+//	                             it serves Do there
+//	Debug   --Release--> Running the loop, taking the debugger's action
 //	Running --guest stops, error, Stop or context done--> Stopped
 //	Paused  --Stop or context done--> Stopped
+//	Debug   --Stop or context done--> Stopped
 //
 // Stopped is final. A Pause whose context ends before the loop answers it
-// is withdrawn: the vCPU stays Running and never pauses for it.
+// is withdrawn: the vCPU stays Running and never pauses for it. Pause
+// refuses a vCPU in the Debug state: a debugger holds it.
 type RunState int32
 
 const (
@@ -21,6 +27,8 @@ const (
 	Running
 	Paused
 	Stopped
+	// Debug: held by a debugger between two KVM_RUNs (debug.go).
+	Debug
 )
 
 func (s RunState) String() string {
@@ -33,6 +41,8 @@ func (s RunState) String() string {
 		return "paused"
 	case Stopped:
 		return "stopped"
+	case Debug:
+		return "debug"
 	}
 	return fmt.Sprintf("RunState(%d)", int32(s))
 }

@@ -28,13 +28,6 @@ type Hardware interface {
 	SetXSAVE(*kvm.XSAVE) error
 }
 
-// Observer sees every exit before it is handled, on the vCPU's own thread.
-// It may block (a stepper waits for the user there). This is the one place
-// every exit passes; with no observer set it costs one atomic load.
-type Observer interface {
-	Exit(vcpu int, e kvm.Exit)
-}
-
 // Config is what a vCPU is built from.
 type Config struct {
 	ID   int
@@ -51,6 +44,7 @@ type Config struct {
 const (
 	reqStop uint32 = 1 << iota
 	reqPause
+	reqDebug // Interrupt: show the observer a Requested event
 )
 
 // VCPU is one virtual CPU and its run loop.
@@ -73,6 +67,17 @@ type VCPU struct {
 	mu      sync.Mutex
 	pending *pauseRequest // the Pause waiting for the loop; nil when none
 	resume  chan struct{} // while Paused: Resume closes it; nil otherwise
+
+	// Observing and debugging (observe.go, debug.go), used only by the
+	// loop's thread except debugCmds.
+	event     Event               // the one Event observers are shown
+	access    Handle              // event.State, and what Do hands out
+	requested kvm.InterruptedExit // the exit of a Requested event
+	debugCmds chan debugCmd       // Do and Release, served in the Debug state
+	debugBase kvm.GuestDebug      // breakpoints a debugger set (Handle.SetGuestDebug)
+	applied   kvm.GuestDebug      // what KVM_SET_GUEST_DEBUG last got
+	debugArg  kvm.GuestDebug      // KVM_SET_GUEST_DEBUG's argument
+	stepping  bool                // the next KVM_RUN runs one instruction
 }
 
 // pauseRequest is one call of Pause. The loop closes paused when it has
@@ -83,17 +88,22 @@ type pauseRequest struct {
 
 // New returns a vCPU in the Created state.
 func New(c Config) *VCPU {
-	return &VCPU{
-		Config: c,
-		stopCh: make(chan struct{}),
-		exited: make(chan struct{}),
+	v := &VCPU{
+		Config:    c,
+		stopCh:    make(chan struct{}),
+		exited:    make(chan struct{}),
+		debugCmds: make(chan debugCmd),
 	}
+	v.access.v = v
+	v.event.State = &v.access
+	return v
 }
 
 // RunState returns where the vCPU is in its life.
 func (v *VCPU) RunState() RunState { return RunState(v.state.Load()) }
 
-// SetObserver installs o (nil removes it). Safe while running.
+// SetObserver installs o (nil removes it). Safe while running: the loop
+// picks it up before its next KVM_RUN.
 func (v *VCPU) SetObserver(o Observer) {
 	if o == nil {
 		v.observer.Store(nil)
@@ -123,12 +133,19 @@ func (v *VCPU) Run(ctx context.Context) (StopReason, error) {
 		if v.requests.Load() != 0 && v.serveRequests() {
 			return StopCanceled, nil
 		}
+		if o := v.observer.Load(); o != nil {
+			reason, stop, err := v.runObserved(*o)
+			if err != nil {
+				return StopUnknown, err
+			}
+			if stop {
+				return reason, nil
+			}
+			continue
+		}
 		exit, err := v.HW.Run()
 		if err != nil {
 			return StopUnknown, fmt.Errorf("vcpu %d: KVM_RUN failed (the VMM or host is at fault, not the guest): %w", v.ID, err)
-		}
-		if o := v.observer.Load(); o != nil {
-			(*o).Exit(v.ID, exit)
 		}
 		reason, stop, err := v.handle(exit)
 		if err != nil {
@@ -150,11 +167,17 @@ func (v *VCPU) setStopped() {
 	v.resume = nil
 }
 
-// serveRequests handles Stop and Pause between two KVM_RUNs. It reports
-// whether the loop must end.
+// serveRequests handles Stop, Pause and Interrupt between two KVM_RUNs.
+// It reports whether the loop must end.
 func (v *VCPU) serveRequests() bool {
 	if v.requests.Load()&reqStop != 0 {
 		return true
+	}
+	if v.requests.Load()&reqDebug != 0 && v.serveDebugRequest() {
+		return true
+	}
+	if v.requests.Load()&reqPause == 0 {
+		return false
 	}
 	resume := v.takePause()
 	if resume == nil {

@@ -159,7 +159,8 @@ func TestPVMFixups(t *testing.T) {
 
 type countingObserver struct{ n atomic.Int64 }
 
-func (c *countingObserver) Exit(int, kvm.Exit) { c.n.Add(1) }
+func (c *countingObserver) Exit(*Event) Action { c.n.Add(1); return Continue }
+func (c *countingObserver) Handled(*Event)     {}
 
 func TestObserverSeesEveryExit(t *testing.T) {
 	hw := newFakeHW(ioOut(0x3f8, "a"), ioOut(0x3f8, "b"), exitOf(&kvm.HLTExit{}))
