@@ -348,6 +348,7 @@ func ABIValues() []ABIValue {
 		num("KVM_CPUID_FLAG_STATEFUL_FUNC", uint64(CPUIDFlagStatefulFunc)),
 		num("KVM_CPUID_FLAG_STATE_READ_NEXT", uint64(CPUIDFlagStateReadNext)),
 	}
+	values = append(values, abiStats()...)
 	return append(values, abiCaps()...)
 }
 

@@ -67,6 +67,9 @@ var (
 	kvmSetPIT2             = iow(0xa0, unsafe.Sizeof(PITState2{}))        // KVM_SET_PIT2
 	kvmSignalMSI           = iow(0xa5, unsafe.Sizeof(msi{}))              // KVM_SIGNAL_MSI
 
+	// On a VM or a vCPU fd.
+	kvmGetStatsFD = ioNoArg(0xce) // KVM_GET_STATS_FD: the binary statistics (stats.go)
+
 	// On a vCPU fd.
 	kvmRun           = ioNoArg(0x80)                             // KVM_RUN
 	kvmGetRegs       = ior(0x81, unsafe.Sizeof(Regs{}))          // KVM_GET_REGS

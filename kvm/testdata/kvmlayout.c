@@ -318,6 +318,36 @@ int main(void)
 	NUM(KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
 	NUM(KVM_CPUID_FLAG_STATEFUL_FUNC);
 	NUM(KVM_CPUID_FLAG_STATE_READ_NEXT);
+	/* The binary statistics (stats.go; abiStats in stats_abi_test.go). */
+	SIZE(struct kvm_stats_header);
+	OFF(struct kvm_stats_header, name_size);
+	OFF(struct kvm_stats_header, num_desc);
+	OFF(struct kvm_stats_header, id_offset);
+	OFF(struct kvm_stats_header, desc_offset);
+	OFF(struct kvm_stats_header, data_offset);
+	SIZE(struct kvm_stats_desc);
+	OFF(struct kvm_stats_desc, exponent);
+	OFF(struct kvm_stats_desc, size);
+	OFF(struct kvm_stats_desc, offset);
+	OFF(struct kvm_stats_desc, bucket_size);
+	OFF(struct kvm_stats_desc, name);
+	NUM(KVM_GET_STATS_FD);
+	NUM(KVM_STATS_TYPE_MASK);
+	NUM(KVM_STATS_TYPE_CUMULATIVE);
+	NUM(KVM_STATS_TYPE_INSTANT);
+	NUM(KVM_STATS_TYPE_PEAK);
+	NUM(KVM_STATS_TYPE_LINEAR_HIST);
+	NUM(KVM_STATS_TYPE_LOG_HIST);
+	NUM(KVM_STATS_UNIT_MASK);
+	NUM(KVM_STATS_UNIT_NONE);
+	NUM(KVM_STATS_UNIT_BYTES);
+	NUM(KVM_STATS_UNIT_SECONDS);
+	NUM(KVM_STATS_UNIT_CYCLES);
+	NUM(KVM_STATS_UNIT_BOOLEAN);
+	NUM(KVM_STATS_BASE_MASK);
+	NUM(KVM_STATS_BASE_POW10);
+	NUM(KVM_STATS_BASE_POW2);
+
 	NUM(KVM_CAP_IRQCHIP);
 	NUM(KVM_CAP_HLT);
 	NUM(KVM_CAP_USER_MEMORY);
