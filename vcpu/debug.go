@@ -148,12 +148,15 @@ func (v *VCPU) runObserved(o Observer) (StopReason, bool, error) {
 		reason StopReason
 		stop   bool
 	)
-	if _, debugExit := exit.(*kvm.DebugExit); !ev.consumed && !(debugExit && v.applied.Control != 0) {
+	if _, debugExit := exit.(*kvm.DebugExit); debugExit && v.applied.Control != 0 {
+		ev.consumed = true // the debugger asked for it
+	}
+	if !ev.consumed {
 		reason, stop, err = v.handle(exit)
 		ev.State.forget() // a fixup may have changed the registers
 		ev.Handling = time.Since(t1)
-		o.Handled(ev)
 	}
+	o.Handled(ev)
 	if err != nil || stop {
 		return reason, true, err
 	}

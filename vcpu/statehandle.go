@@ -58,6 +58,13 @@ func (h *Handle) Regs() (*kvm.Regs, error) {
 	return &h.regs, nil
 }
 
+// CachedRegs returns the registers if something has read them since the
+// exit, without asking KVM: for observers that want RIP only when it is
+// free (the flight recorder).
+func (h *Handle) CachedRegs() (*kvm.Regs, bool) {
+	return &h.regs, h.have&haveRegs != 0
+}
+
 // SetRegs writes the general-purpose registers.
 func (h *Handle) SetRegs(r *kvm.Regs) error {
 	if err := h.v.HW.SetRegs(r); err != nil {
