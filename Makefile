@@ -19,7 +19,7 @@ export CGO_ENABLED := 0
 export GOVMM_CACHE := $(CACHE)
 
 # Packages whose tests run guests on KVM.
-KVM_PKGS := ./kvm/... ./machine/... ./cmd/govmm/...
+KVM_PKGS := ./kvm/... ./vcpu/... ./machine/... ./cmd/govmm/...
 
 # make run's knobs (scripts/run.sh): CMD runs a command instead of a shell,
 # ARGS adds govmm flags, TESTVM=auto|always|never says where govmm runs.
@@ -74,11 +74,14 @@ unit:
 	GOVMM_SKIP_KVM=1 $(GO) test -count=1 -timeout 20m ./...
 
 # The tests that run guests. testvm-exec runs each test binary directly
-# where /dev/kvm works, and otherwise inside an emulated SVM machine with
-# nested KVM. GOVMM_REQUIRE_KVM=1 turns every KVM skip into a failure.
+# where KVM has hardware virtualization; on PVM hosts it runs it directly
+# and then, inside an emulated SVM machine with nested KVM, the tests that
+# boot Linux to user space (kvmtest.RequireLinux lists them); without
+# /dev/kvm it runs it entirely in that machine. GOVMM_REQUIRE_KVM=1 turns
+# every KVM skip into a failure.
 kvm-test:
 	$(GO) build -o bin/testvm-exec ./testvm/cmd/testvm-exec
-	GOVMM_REQUIRE_KVM=1 $(GO) test -count=1 -timeout 10m -exec $(CURDIR)/bin/testvm-exec $(KVM_PKGS)
+	GOVMM_REQUIRE_KVM=1 $(GO) test -count=1 -timeout 15m -exec $(CURDIR)/bin/testvm-exec $(KVM_PKGS)
 
 bench: build
 	$(GO) run ./bench -govmm $(GOVMM) -cache $(CACHE)

@@ -57,9 +57,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprintf(stderr, "Usage: govmm -kernel FILE [-initrd FILE] [-mem SIZE] [-cpus N] [-append CMDLINE] [flags]\n"+
 			"       govmm exec [flags] -- CMD...   (run CMD in the default Linux guest; see govmm exec -h)\n"+
 			"       govmm jail -uid UID -gid GID [jail flags] -- [govmm flags]   (run govmm in a jail; see govmm jail -h)\n\n"+
-			"Runs one virtual machine on KVM. Exit status: 0 when the guest powers off or\n"+
-			"resets, the guest's status when it writes one to the debug-exit port (0xf4),\n"+
-			"1 with a one-line reason on any error.\n\nFlags (one dash or two):\n")
+			"Runs one virtual machine on KVM. Exit status: 0 when the guest powers off,\n"+
+			"123 when it resets (see -reboot), the guest's status when it writes one to\n"+
+			"the debug-exit port (0xf4), 130/143 on SIGINT/SIGTERM, 159 when the seccomp\n"+
+			"filter killed govmm, 1 with a one-line reason on any error.\n\nFlags (one dash or two):\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(longDashes(fs, args)); err != nil {
