@@ -152,9 +152,10 @@ func (v *VCPU) runObserved(o Observer) (StopReason, bool, error) {
 		ev.consumed = true // the debugger asked for it
 	}
 	if !ev.consumed {
+		t2 := time.Now() // the observers' own time is not the exit's
 		reason, stop, err = v.handle(exit)
 		ev.State.forget() // a fixup may have changed the registers
-		ev.Handling = time.Since(t1)
+		ev.Handling = time.Since(t2)
 	}
 	o.Handled(ev)
 	if err != nil || stop {
