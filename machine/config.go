@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/govmm/govmm/vcpu"
 )
 
 // BootPath says how a bzImage is started.
@@ -24,6 +26,11 @@ const (
 	// BootBzImage loads the bzImage as a boot loader would and lets the
 	// kernel decompress itself.
 	BootBzImage
+	// BootReal loads an ELF image below 1 MiB and starts the boot vCPU
+	// in real mode at its entry point, as a PC's firmware starts a boot
+	// sector: no zero page, no page tables (realmode.go). The teaching
+	// guests boot so.
+	BootReal
 )
 
 // ParseBootPath reads the -boot flag's words.
@@ -35,8 +42,10 @@ func ParseBootPath(s string) (BootPath, error) {
 		return BootFast, nil
 	case "bzimage":
 		return BootBzImage, nil
+	case "real":
+		return BootReal, nil
 	}
-	return 0, fmt.Errorf("boot path %q: give auto, fast or bzimage", s)
+	return 0, fmt.Errorf("boot path %q: give auto, fast, bzimage or real", s)
 }
 
 func (b BootPath) String() string {
@@ -45,6 +54,8 @@ func (b BootPath) String() string {
 		return "fast"
 	case BootBzImage:
 		return "bzimage"
+	case BootReal:
+		return "real"
 	}
 	return "auto"
 }
@@ -105,6 +116,11 @@ type Config struct {
 	// For guests that are not trusted; the test guests and govmm exec's
 	// agent need them.
 	NoDebugDevices bool
+	// Observer, if set, is installed on every vCPU before it first runs:
+	// the exit tracer, statistics and flight recorder (package trace). A
+	// machine built again from the same Config (govmm -reboot restart)
+	// gets it too.
+	Observer vcpu.Observer
 	// Confine, if set, is called by Run once the console is open and
 	// before any vCPU runs, on the goroutine that called Run: the place
 	// for a seccomp filter (package seccomp), which then covers every

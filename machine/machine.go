@@ -24,8 +24,8 @@ type Machine struct {
 	vm     *kvm.VM
 	mem    *memory.Memory
 	plat   *platform
-	clock  *startup        // New's steps, timed (startup.go)
 	acpiPM *devices.ACPIPM // the ACPI registers: power button, S5, reset
+	clock  *startup        // New's steps, timed (startup.go)
 	hw     []*kvm.VCPU
 	vcpus  []*vcpu.VCPU
 	Loaded *Loaded
@@ -204,7 +204,11 @@ func (m *Machine) createVCPUs() error {
 			reportVisible(m.log, id, now, len(hide))
 		}
 		visible = now
-		m.vcpus = append(m.vcpus, vcpu.New(vcpu.Config{ID: id, HW: hw, IO: m.plat.io, MMIO: m.plat.mmio, Mem: m.mem, CPUID: seen}))
+		v := vcpu.New(vcpu.Config{ID: id, HW: hw, IO: m.plat.io, MMIO: m.plat.mmio, Mem: m.mem, CPUID: seen})
+		if m.cfg.Observer != nil {
+			v.SetObserver(m.cfg.Observer)
+		}
+		m.vcpus = append(m.vcpus, v)
 	}
 	// The boot vCPU's state goes in once every vCPU exists: its
 	// KVM_SET_LAPIC makes KVM recompute its map from APIC IDs to vCPUs,
