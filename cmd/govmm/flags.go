@@ -29,9 +29,10 @@ type options struct {
 	confine                 confineOptions
 	verbose                 bool
 	help                    bool
-	reboot                  rebootMode    // -reboot
-	shutdownTimeout         time.Duration // -shutdown-timeout: SIGTERM's grace period
-	dumpACPI                string        // -dump-acpi DIR
+	reboot                  rebootMode     // -reboot
+	shutdownTimeout         time.Duration  // -shutdown-timeout: SIGTERM's grace period
+	dumpACPI                string         // -dump-acpi DIR
+	inspect                 inspectOptions // -trace, -stats, -flight, -gdb (inspect.go)
 }
 
 const defaultCmdline = "console=ttyS0 reboot=k panic=-1"
@@ -49,6 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	addVMFlags(fs, o, &v)
 	var p powerFlagValues
 	addPowerFlags(fs, o, &p)
+	addInspectFlags(fs, &o.inspect)
 	fs.StringVar(&o.serial, "serial", "stdio", "where the serial console goes: stdio (the terminal, raw, Ctrl-A x quits), file:PATH (output only), none")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print what the VMM does: boot path, layout, exit counts, fixups")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")

@@ -57,20 +57,28 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		defer f.Close()
 		cfg.SerialOut = f
 	}
-	if err := confineFiles(o, stderr); err != nil {
+	in, err := newInspector(o, &cfg) // opens -trace's file: before Landlock
+	if err != nil {
 		return 1, err
+	}
+	if err := confineFiles(o, stderr); err != nil {
+		return 1, errors.Join(err, in.finish(nil, stderr))
 	}
 	cfg.Confine = confineCalls(o, stderr)
 	prepare := time.Since(start)
 	m, err := machine.New(cfg)
 	if err != nil {
-		return 1, err
+		return 1, errors.Join(err, in.finish(nil, stderr))
 	}
 	defer closeMachine(m, o.verbose, stderr)
+	in.start(m, stderr)
 	if o.verbose {
 		fmt.Fprintf(stderr, "govmm: start-up: prepare=%.3fms %s\n", float64(prepare)/float64(time.Millisecond), machine.FormatPhases(m.Startup()))
 	}
 	res, err := runPowered(ctx, m, cfg, o, stderr)
+	if ierr := in.finish(err, stderr); ierr != nil && err == nil {
+		return 1, ierr
+	}
 	if err != nil {
 		var ge *vcpu.GuestError
 		if errors.As(err, &ge) {
