@@ -9,6 +9,7 @@ package memory
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 )
 
@@ -43,7 +44,13 @@ var ErrOutOfRange = errors.New("guest address not backed by RAM")
 type Memory struct {
 	regions []Region
 	unmap   func() error
+	file    *os.File // the memfd behind RAM that New mapped; nil otherwise
 }
+
+// File is the memfd that backs guest RAM, whose offsets are those of the
+// host mapping (the first region at 0, the next right after it), or nil
+// for memory that New did not map from one. The Memory keeps owning it.
+func (m *Memory) File() *os.File { return m.file }
 
 // FromRegions builds a Memory over host buffers the caller owns (tests use
 // plain byte slices). It rejects overlapping or empty regions.
@@ -119,6 +126,6 @@ func (m *Memory) Close() error {
 		return nil
 	}
 	err := m.unmap()
-	m.unmap, m.regions = nil, nil
+	m.unmap, m.regions, m.file = nil, nil, nil
 	return err
 }
