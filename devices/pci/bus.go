@@ -187,7 +187,7 @@ func (b *Bus) mapBAR(f *Function, i int, m mapping) (mapping, error) {
 		return m, err
 	}
 	for _, d := range f.cfg.BARs[i].Doorbells {
-		bell, err := b.cfg.Interrupts.Doorbell(m.space, m.base+d.Offset, 4, d.Ring)
+		bell, err := b.cfg.Interrupts.Doorbell(m.space, m.base+d.Offset, d.size(), d.Ring)
 		if err != nil {
 			continue // the write exits and reaches the device's Write instead
 		}

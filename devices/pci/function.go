@@ -54,6 +54,18 @@ type BAR struct {
 type Doorbell struct {
 	Offset uint64
 	Ring   func()
+	// Size is the width of the guest's writes that ring it: 2 or 4
+	// bytes, aligned to it (virtio's notifications are 16-bit); 0 means
+	// 4. Writes of other widths reach Dev.Write.
+	Size int
+}
+
+// size is the doorbell's write width.
+func (d Doorbell) size() int {
+	if d.Size == 0 {
+		return 4
+	}
+	return d.Size
 }
 
 // MSIXConfig places a function's MSI-X table and pending-bit array.
@@ -78,6 +90,10 @@ type Config struct {
 	// VendorCap, if set, adds a vendor-specific capability holding these
 	// bytes (at most 253).
 	VendorCap []byte
+	// VendorCaps add more vendor-specific capabilities after VendorCap,
+	// in order, each holding its bytes (what follows the ID, next and
+	// length bytes): virtio-pci's structures (virtio 1.2, 4.1.4).
+	VendorCaps [][]byte
 }
 
 // Function is one PCI function: its configuration space and what hangs
@@ -174,8 +190,9 @@ func (f *Function) buildBARs() error {
 			return fmt.Errorf("pci: BAR%d size %#x is not a power of two", i, b.Size)
 		}
 		for _, d := range b.Doorbells {
-			if d.Offset+4 > b.Size || d.Offset%4 != 0 || d.Ring == nil {
-				return fmt.Errorf("pci: BAR%d doorbell at %#x: give a 4-byte aligned register inside the BAR, with a Ring function", i, d.Offset)
+			n := uint64(d.size())
+			if (n != 2 && n != 4) || d.Offset+n > b.Size || d.Offset%n != 0 || d.Ring == nil {
+				return fmt.Errorf("pci: BAR%d doorbell at %#x: give a 2- or 4-byte register inside the BAR, aligned to its size, with a Ring function", i, d.Offset)
 			}
 		}
 		switch b.Kind {
@@ -230,9 +247,16 @@ func (f *Function) buildCaps() error {
 		prev = at + 1
 		f.space[RegStatus] |= StatusCapList
 	}
-	if v := f.cfg.VendorCap; v != nil {
+	vendor := f.cfg.VendorCaps
+	if f.cfg.VendorCap != nil {
+		vendor = append([][]byte{f.cfg.VendorCap}, vendor...)
+	}
+	for _, v := range vendor {
 		if len(v) > 253 {
 			return fmt.Errorf("pci: vendor capability of %d bytes: at most 253 fit", len(v))
+		}
+		if next+3+len(v) > ConfigSize {
+			return fmt.Errorf("pci: no room for %d vendor capabilities", len(vendor))
 		}
 		link(next)
 		f.space[next] = CapIDVendor
