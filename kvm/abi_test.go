@@ -349,6 +349,7 @@ func ABIValues() []ABIValue {
 		num("KVM_CPUID_FLAG_STATE_READ_NEXT", uint64(CPUIDFlagStateReadNext)),
 	}
 	values = append(values, abiStats()...)
+	values = append(values, abiSaveState()...)
 	return append(values, abiCaps()...)
 }
 

@@ -37,6 +37,8 @@ const (
 	CapTSCControl          Cap = 60  // KVM_CAP_TSC_CONTROL
 	CapGetTSCKHz           Cap = 61  // KVM_CAP_GET_TSC_KHZ
 	CapMaxVCPUs            Cap = 66  // KVM_CAP_MAX_VCPUS: the most vCPUs per VM
+	CapTSCDeadlineTimer    Cap = 72  // KVM_CAP_TSC_DEADLINE_TIMER: the LAPIC's TSC-deadline mode (MSR 0x6e0)
+	CapKVMClockCtrl        Cap = 76  // KVM_CAP_KVMCLOCK_CTRL: KVM_KVMCLOCK_CTRL tells a paused guest it was paused
 	CapSignalMSI           Cap = 77  // KVM_CAP_SIGNAL_MSI: KVM_SIGNAL_MSI
 	CapReadonlyMem         Cap = 81  // KVM_CAP_READONLY_MEM
 	CapCheckExtensionVM    Cap = 105 // KVM_CAP_CHECK_EXTENSION_VM: KVM_CHECK_EXTENSION on a VM fd
@@ -45,6 +47,7 @@ const (
 	CapMaxVCPUID           Cap = 128 // KVM_CAP_MAX_VCPU_ID
 	CapImmediateExit       Cap = 136 // KVM_CAP_IMMEDIATE_EXIT
 	CapX86DisableExits     Cap = 143 // KVM_CAP_X86_DISABLE_EXITS
+	CapDirtyLogRing        Cap = 192 // KVM_CAP_DIRTY_LOG_RING: per-vCPU rings of dirtied pages (govmm uses KVM_GET_DIRTY_LOG's bitmaps)
 	CapBinaryStatsFD       Cap = 203 // KVM_CAP_BINARY_STATS_FD
 	CapXSave2              Cap = 208 // KVM_CAP_XSAVE2
 	CapSystemEventData     Cap = 215 // KVM_CAP_SYSTEM_EVENT_DATA: SystemEventExit.Data is valid
@@ -76,6 +79,8 @@ var capNames = map[Cap]string{
 	CapTSCControl:          "KVM_CAP_TSC_CONTROL",
 	CapGetTSCKHz:           "KVM_CAP_GET_TSC_KHZ",
 	CapMaxVCPUs:            "KVM_CAP_MAX_VCPUS",
+	CapTSCDeadlineTimer:    "KVM_CAP_TSC_DEADLINE_TIMER",
+	CapKVMClockCtrl:        "KVM_CAP_KVMCLOCK_CTRL",
 	CapSignalMSI:           "KVM_CAP_SIGNAL_MSI",
 	CapReadonlyMem:         "KVM_CAP_READONLY_MEM",
 	CapCheckExtensionVM:    "KVM_CAP_CHECK_EXTENSION_VM",
@@ -84,6 +89,7 @@ var capNames = map[Cap]string{
 	CapMaxVCPUID:           "KVM_CAP_MAX_VCPU_ID",
 	CapImmediateExit:       "KVM_CAP_IMMEDIATE_EXIT",
 	CapX86DisableExits:     "KVM_CAP_X86_DISABLE_EXITS",
+	CapDirtyLogRing:        "KVM_CAP_DIRTY_LOG_RING",
 	CapBinaryStatsFD:       "KVM_CAP_BINARY_STATS_FD",
 	CapXSave2:              "KVM_CAP_XSAVE2",
 	CapSystemEventData:     "KVM_CAP_SYSTEM_EVENT_DATA",

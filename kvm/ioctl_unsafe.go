@@ -41,11 +41,12 @@ func iowr(nr, size uintptr) uintptr { return ioc(iocRead|iocWrite, nr, size) }
 // beside each; TestABIMatchesHeader checks every value against gcc's.
 var (
 	// On /dev/kvm.
-	kvmGetAPIVersion     = ioNoArg(0x00)                             // KVM_GET_API_VERSION
-	kvmCreateVM          = ioNoArg(0x01)                             // KVM_CREATE_VM
-	kvmCheckExtension    = ioNoArg(0x03)                             // KVM_CHECK_EXTENSION
-	kvmGetVCPUMmapSize   = ioNoArg(0x04)                             // KVM_GET_VCPU_MMAP_SIZE
-	kvmGetSupportedCPUID = iowr(0x05, unsafe.Sizeof(cpuid2Header{})) // KVM_GET_SUPPORTED_CPUID
+	kvmGetAPIVersion     = ioNoArg(0x00)                              // KVM_GET_API_VERSION
+	kvmCreateVM          = ioNoArg(0x01)                              // KVM_CREATE_VM
+	kvmCheckExtension    = ioNoArg(0x03)                              // KVM_CHECK_EXTENSION
+	kvmGetVCPUMmapSize   = ioNoArg(0x04)                              // KVM_GET_VCPU_MMAP_SIZE
+	kvmGetSupportedCPUID = iowr(0x05, unsafe.Sizeof(cpuid2Header{}))  // KVM_GET_SUPPORTED_CPUID
+	kvmGetMSRIndexList   = iowr(0x02, unsafe.Sizeof(msrListHeader{})) // KVM_GET_MSR_INDEX_LIST
 
 	// On a VM fd.
 	kvmCreateVCPU          = ioNoArg(0x41)                                // KVM_CREATE_VCPU
@@ -91,6 +92,13 @@ var (
 	kvmSetVCPUEvents = iow(0xa0, unsafe.Sizeof(VCPUEvents{}))    // KVM_SET_VCPU_EVENTS
 	kvmGetXSAVE      = ior(0xa4, unsafe.Sizeof(XSAVE{}))         // KVM_GET_XSAVE
 	kvmSetXSAVE      = iow(0xa5, unsafe.Sizeof(XSAVE{}))         // KVM_SET_XSAVE
+	kvmGetDebugRegs  = ior(0xa1, unsafe.Sizeof(DebugRegs{}))     // KVM_GET_DEBUGREGS
+	kvmSetDebugRegs  = iow(0xa2, unsafe.Sizeof(DebugRegs{}))     // KVM_SET_DEBUGREGS
+	kvmSetTSCKHz     = ioNoArg(0xa2)                             // KVM_SET_TSC_KHZ
+	kvmGetTSCKHz     = ioNoArg(0xa3)                             // KVM_GET_TSC_KHZ
+	kvmGetXCRs       = ior(0xa6, unsafe.Sizeof(XCRs{}))          // KVM_GET_XCRS
+	kvmSetXCRs       = iow(0xa7, unsafe.Sizeof(XCRs{}))          // KVM_SET_XCRS
+	kvmKVMClockCtrl  = ioNoArg(0xad)                             // KVM_KVMCLOCK_CTRL
 )
 
 // ioctl issues a request whose argument is a plain integer (or none).

@@ -28,6 +28,7 @@ func (m *Memory) StoreUint16(addr GuestAddr, v uint16) error {
 		return err
 	}
 	store16(b, v)
+	m.MarkDirty(addr, 2)
 	return nil
 }
 
@@ -47,6 +48,7 @@ func (m *Memory) StoreUint32(addr GuestAddr, v uint32) error {
 		return err
 	}
 	store32(b, v)
+	m.MarkDirty(addr, 4)
 	return nil
 }
 

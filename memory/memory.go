@@ -45,6 +45,7 @@ type Memory struct {
 	regions []Region
 	unmap   func() error
 	file    *os.File // the memfd behind RAM that New mapped; nil otherwise
+	track   tracking // dirty-page tracking and a private mapping's file (dirty.go, file.go)
 }
 
 // File is the memfd that backs guest RAM, whose offsets are those of the
@@ -117,6 +118,7 @@ func (m *Memory) WriteAt(p []byte, addr GuestAddr) error {
 		return fmt.Errorf("write %d bytes: %w", len(p), err)
 	}
 	copy(b, p)
+	m.MarkDirty(addr, uint64(len(p)))
 	return nil
 }
 
@@ -126,6 +128,6 @@ func (m *Memory) Close() error {
 		return nil
 	}
 	err := m.unmap()
-	m.unmap, m.regions, m.file = nil, nil, nil
+	m.unmap, m.regions, m.file, m.track.base = nil, nil, nil, nil
 	return err
 }

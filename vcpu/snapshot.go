@@ -2,6 +2,7 @@ package vcpu
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/govmm/govmm/kvm"
 )
@@ -11,31 +12,57 @@ import (
 type StateHardware interface {
 	Hardware
 	SetSregs(*kvm.Sregs) error
-	GetFPU(*kvm.FPU) error
-	SetFPU(*kvm.FPU) error
 	GetLAPIC(*kvm.LAPICState) error
 	SetLAPIC(*kvm.LAPICState) error
 	GetMPState(*kvm.MPState) error
 	SetMPState(*kvm.MPState) error
 	GetMSRs([]kvm.MSREntry) (int, error)
 	SetMSRs([]kvm.MSREntry) (int, error)
+	GetXCRs(*kvm.XCRs) error
+	SetXCRs(*kvm.XCRs) error
+	GetDebugRegs(*kvm.DebugRegs) error
+	SetDebugRegs(*kvm.DebugRegs) error
+	GetTSCKHz() (uint32, error)
+	SetTSCKHz(uint32) error
+	GetCPUID2() ([]kvm.CPUIDEntry, error)
+	SetCPUID2([]kvm.CPUIDEntry) error
 }
 
 // State is a vCPU's architectural state as plain values: what a snapshot
-// or a migration stream carries, and what RestoreState rebuilds from.
+// or a migration stream carries, and what RestoreState rebuilds a vCPU
+// from, in this VM or a fresh one in another process. Its fields are in
+// the order SaveState reads them (see there).
 type State struct {
-	Regs   kvm.Regs
-	Sregs  kvm.Sregs
-	FPU    kvm.FPU
+	MP    kvm.MPState
+	Regs  kvm.Regs
+	Sregs kvm.Sregs
+	// XSAVE holds x87, SSE, AVX and the other XSAVE components, MXCSR
+	// included (KVM_GET_FPU would lose AVX, and reads MXCSR as 0 on PVM).
+	XSAVE  kvm.XSAVE
+	XCRs   kvm.XCRs
+	Debug  kvm.DebugRegs
 	LAPIC  kvm.LAPICState
+	TSCKHz uint32 // the guest TSC's frequency
+	// CPUID is the table the guest's CPUID answered from: a restored
+	// vCPU answers the same, and a host that lacks one of its features
+	// cannot take it (machine checks).
+	CPUID []kvm.CPUIDEntry
+	// MSRs are every MSR KVM saves for a vCPU (KVM_GET_MSR_INDEX_LIST)
+	// that this vCPU has, IA32_TSC_DEADLINE last.
+	MSRs   []kvm.MSREntry
 	Events kvm.VCPUEvents
-	MP     kvm.MPState
-	MSRs   []kvm.MSREntry // only those this host's KVM supports
 }
 
-// SavedMSRs are the model-specific registers a State carries: the syscall
-// and sysenter entry points, the swapped GS base, the TSC, PAT and
-// MISC_ENABLE, and KVM's paravirtual clock.
+// MSRTSCDeadline is IA32_TSC_DEADLINE: the LAPIC timer's deadline in
+// TSC-deadline mode. It is saved and restored last: KVM arms the timer
+// only when the LAPIC is in that mode (restored before the MSRs) and
+// measures the deadline on the guest TSC (IA32_TSC, restored before it).
+const MSRTSCDeadline = 0x6e0
+
+// SavedMSRs is the list SaveState uses when Config.MSRs is nil: the
+// syscall and sysenter entry points, the swapped GS base, the TSC, PAT,
+// MISC_ENABLE and KVM's paravirtual clock. The machine gives KVM's own
+// list (KVM_GET_MSR_INDEX_LIST) instead.
 var SavedMSRs = []uint32{
 	0x10,       // IA32_TIME_STAMP_COUNTER
 	0x174,      // IA32_SYSENTER_CS
@@ -65,8 +92,35 @@ func (v *VCPU) stateHW(op string) (StateHardware, error) {
 	return hw, nil
 }
 
+// msrList is the MSRs to save, IA32_TSC_DEADLINE moved last.
+func (v *VCPU) msrList() []uint32 {
+	list := v.MSRs
+	if list == nil {
+		list = SavedMSRs
+	}
+	out := make([]uint32, 0, len(list))
+	deadline := false
+	for _, idx := range list {
+		if idx == MSRTSCDeadline {
+			deadline = true
+			continue
+		}
+		out = append(out, idx)
+	}
+	if deadline {
+		out = append(out, MSRTSCDeadline)
+	}
+	return out
+}
+
 // SaveState reads the vCPU's state. The vCPU must not be running: pause
 // it, or call before Run or after it returned.
+//
+// The order is the one Firecracker and Cloud Hypervisor found safe. MP
+// state comes first: reading it makes KVM take pending INIT and SIPI
+// events (kvm_apic_accept_events), which change the registers read after
+// it. The events come last, after everything whose reading could still
+// queue one.
 func (v *VCPU) SaveState() (State, error) {
 	hw, err := v.stateHW("saving state")
 	if err != nil {
@@ -77,62 +131,153 @@ func (v *VCPU) SaveState() (State, error) {
 		name string
 		get  func() error
 	}{
+		{"MP state", func() error { return hw.GetMPState(&s.MP) }},
 		{"registers", func() error { return hw.GetRegs(&s.Regs) }},
 		{"special registers", func() error { return hw.GetSregs(&s.Sregs) }},
-		{"FPU", func() error { return hw.GetFPU(&s.FPU) }},
+		{"XSAVE state", func() error { return hw.GetXSAVE(&s.XSAVE) }},
+		{"XCRs", func() error { return hw.GetXCRs(&s.XCRs) }},
+		{"debug registers", func() error { return hw.GetDebugRegs(&s.Debug) }},
 		{"LAPIC", func() error { return hw.GetLAPIC(&s.LAPIC) }},
+		{"TSC frequency", func() (err error) { s.TSCKHz, err = hw.GetTSCKHz(); return err }},
+		{"CPUID", func() (err error) { s.CPUID, err = hw.GetCPUID2(); return err }},
+		{"MSRs", func() (err error) { s.MSRs, err = readMSRs(hw, v.msrList()); return err }},
 		{"events", func() error { return hw.GetVCPUEvents(&s.Events) }},
-		{"MP state", func() error { return hw.GetMPState(&s.MP) }},
 	}
 	for _, st := range steps {
 		if err := st.get(); err != nil {
 			return State{}, fmt.Errorf("vcpu %d: saving %s: %w", v.ID, st.name, err)
 		}
 	}
-	// KVM_GET_MSRS stops at the first MSR it does not know, so read them
-	// one at a time and keep those the host supports.
-	for _, idx := range SavedMSRs {
-		e := []kvm.MSREntry{{Index: idx}}
-		n, err := hw.GetMSRs(e)
-		if err != nil {
-			return State{}, fmt.Errorf("vcpu %d: saving MSR %#x: %w", v.ID, idx, err)
-		}
-		if n == 1 {
-			s.MSRs = append(s.MSRs, e[0])
-		}
-	}
 	return s, nil
 }
 
-// RestoreState loads s into the vCPU, in the order KVM needs: special
-// registers before general ones, the LAPIC before MP state and events.
+// readMSRs reads the MSRs in list in one call where it can. KVM_GET_MSRS
+// stops at the first MSR it cannot read (one KVM lists but this vCPU's
+// CPUID does not have): that one is left out and the rest read on.
+func readMSRs(hw StateHardware, list []uint32) ([]kvm.MSREntry, error) {
+	es := make([]kvm.MSREntry, len(list))
+	for i, idx := range list {
+		es[i].Index = idx
+	}
+	out := es[:0:0]
+	for rest := es; len(rest) > 0; {
+		n, err := hw.GetMSRs(rest)
+		if err != nil {
+			return nil, err
+		}
+		n = min(max(n, 0), len(rest))
+		out = append(out, rest[:n]...)
+		rest = rest[min(n+1, len(rest)):] // skip the one refused
+	}
+	return out, nil
+}
+
+// vcpuEventsRestored are the optional fields of VCPUEvents that KVM
+// always has and that GetVCPUEvents fills but does not flag: KVM_SET_
+// VCPU_EVENTS applies them only when flagged.
+const vcpuEventsRestored = kvm.VCPUEventValidNMIPending | kvm.VCPUEventValidSIPIVector
+
+// RestoreState loads s into the vCPU, which must not have run since it
+// was created if s holds a CPUID table different from its own (KVM takes
+// a new table only before the first KVM_RUN).
+//
+// The order: CPUID first (KVM checks MSRs and XSAVE components against
+// it), the TSC frequency, MP state, registers, XSAVE and XCRs, debug
+// registers, the LAPIC before the MSRs (IA32_TSC_DEADLINE arms a timer
+// only in the LAPIC mode that uses it), and the events last, which KVM
+// would otherwise clear while setting the rest.
 func (v *VCPU) RestoreState(s State) error {
 	hw, err := v.stateHW("restoring state")
 	if err != nil {
 		return err
 	}
+	msrs := slices.Clone(s.MSRs)
+	// A State from elsewhere may have the deadline anywhere.
+	slices.SortStableFunc(msrs, func(a, b kvm.MSREntry) int {
+		return boolInt(a.Index == MSRTSCDeadline) - boolInt(b.Index == MSRTSCDeadline)
+	})
+	events := s.Events
+	events.Flags |= vcpuEventsRestored
 	steps := []struct {
 		name string
 		set  func() error
 	}{
+		{"CPUID", func() error { return setCPUID(hw, s.CPUID) }},
+		{"TSC frequency", func() error { return setTSCKHz(hw, s.TSCKHz) }},
+		{"MP state", func() error { return hw.SetMPState(&s.MP) }},
 		{"special registers", func() error { return hw.SetSregs(&s.Sregs) }},
 		{"registers", func() error { return hw.SetRegs(&s.Regs) }},
-		{"FPU", func() error { return hw.SetFPU(&s.FPU) }},
-		{"MSRs", func() error {
-			n, err := hw.SetMSRs(s.MSRs)
-			if err == nil && n != len(s.MSRs) {
-				err = fmt.Errorf("KVM took %d of %d (the first refused is %#x)", n, len(s.MSRs), s.MSRs[n].Index)
-			}
-			return err
-		}},
+		{"XSAVE state", func() error { return hw.SetXSAVE(&s.XSAVE) }},
+		{"XCRs", func() error { return hw.SetXCRs(&s.XCRs) }},
+		{"debug registers", func() error { return hw.SetDebugRegs(&s.Debug) }},
 		{"LAPIC", func() error { return hw.SetLAPIC(&s.LAPIC) }},
-		{"MP state", func() error { return hw.SetMPState(&s.MP) }},
-		{"events", func() error { return hw.SetVCPUEvents(&s.Events) }},
+		{"MSRs", func() error { return writeMSRs(hw, msrs) }},
+		{"events", func() error { return hw.SetVCPUEvents(&events) }},
 	}
 	for _, st := range steps {
 		if err := st.set(); err != nil {
 			return fmt.Errorf("vcpu %d: restoring %s: %w", v.ID, st.name, err)
 		}
+	}
+	if s.CPUID != nil {
+		v.CPUID = slices.Clone(s.CPUID)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// setCPUID sets the table unless it is empty (a State without one) or
+// the one KVM already has.
+func setCPUID(hw StateHardware, table []kvm.CPUIDEntry) error {
+	if len(table) == 0 {
+		return nil
+	}
+	have, err := hw.GetCPUID2()
+	if err != nil {
+		return err
+	}
+	if slices.Equal(have, table) {
+		return nil
+	}
+	return hw.SetCPUID2(table)
+}
+
+// setTSCKHz sets the guest TSC's frequency when it differs from this
+// vCPU's, and says what to do when KVM cannot.
+func setTSCKHz(hw StateHardware, khz uint32) error {
+	if khz == 0 {
+		return nil
+	}
+	have, err := hw.GetTSCKHz()
+	if err != nil {
+		return err
+	}
+	if have == khz {
+		return nil
+	}
+	if err := hw.SetTSCKHz(khz); err != nil {
+		return fmt.Errorf("the state's TSC runs at %d kHz and this host's at %d kHz, which its KVM cannot scale to (it needs KVM_CAP_TSC_CONTROL): restore on a host whose TSC runs at the same frequency: %w", khz, have, err)
+	}
+	return nil
+}
+
+// writeMSRs writes every MSR, naming the first KVM refuses.
+func writeMSRs(hw StateHardware, msrs []kvm.MSREntry) error {
+	if len(msrs) == 0 {
+		return nil
+	}
+	n, err := hw.SetMSRs(msrs)
+	if err != nil {
+		return err
+	}
+	if n < len(msrs) {
+		return fmt.Errorf("KVM took %d of %d and refused MSR %#x (value %#x): the state comes from a host whose KVM has MSRs this one lacks", n, len(msrs), msrs[n].Index, msrs[n].Data)
 	}
 	return nil
 }

@@ -38,6 +38,9 @@ type Config struct {
 	// CPUID is the table KVM reports for the vCPU (KVM_GET_CPUID2): what
 	// the guest's CPUID instruction answers. nil when not known.
 	CPUID []kvm.CPUIDEntry
+	// MSRs are the MSRs SaveState saves: KVM's list of those it can save
+	// (KVM_GET_MSR_INDEX_LIST). nil saves SavedMSRs (snapshot.go).
+	MSRs []uint32
 }
 
 // Requests from other goroutines, as bits in VCPU.requests.

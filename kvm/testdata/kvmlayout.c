@@ -348,6 +348,28 @@ int main(void)
 	NUM(KVM_STATS_BASE_POW10);
 	NUM(KVM_STATS_BASE_POW2);
 
+	/* The vCPU state snapshots carry (savestate.go; abiSaveState in
+	 * savestate_abi_test.go). */
+	SIZE(struct kvm_xcr);
+	OFF(struct kvm_xcr, value);
+	SIZE(struct kvm_xcrs);
+	OFF(struct kvm_xcrs, flags);
+	OFF(struct kvm_xcrs, xcrs);
+	SIZE(struct kvm_debugregs);
+	OFF(struct kvm_debugregs, dr6);
+	OFF(struct kvm_debugregs, dr7);
+	OFF(struct kvm_debugregs, flags);
+	SIZE(struct kvm_msr_list);
+	NUM(KVM_MAX_XCRS);
+	NUM(KVM_GET_MSR_INDEX_LIST);
+	NUM(KVM_GET_XCRS);
+	NUM(KVM_SET_XCRS);
+	NUM(KVM_GET_DEBUGREGS);
+	NUM(KVM_SET_DEBUGREGS);
+	NUM(KVM_GET_TSC_KHZ);
+	NUM(KVM_SET_TSC_KHZ);
+	NUM(KVM_KVMCLOCK_CTRL);
+
 	NUM(KVM_CAP_IRQCHIP);
 	NUM(KVM_CAP_HLT);
 	NUM(KVM_CAP_USER_MEMORY);
@@ -373,6 +395,8 @@ int main(void)
 	NUM(KVM_CAP_TSC_CONTROL);
 	NUM(KVM_CAP_GET_TSC_KHZ);
 	NUM(KVM_CAP_MAX_VCPUS);
+	NUM(KVM_CAP_TSC_DEADLINE_TIMER);
+	NUM(KVM_CAP_KVMCLOCK_CTRL);
 	NUM(KVM_CAP_SIGNAL_MSI);
 	NUM(KVM_CAP_READONLY_MEM);
 	NUM(KVM_CAP_CHECK_EXTENSION_VM);
@@ -381,6 +405,7 @@ int main(void)
 	NUM(KVM_CAP_MAX_VCPU_ID);
 	NUM(KVM_CAP_IMMEDIATE_EXIT);
 	NUM(KVM_CAP_X86_DISABLE_EXITS);
+	NUM(KVM_CAP_DIRTY_LOG_RING);
 	NUM(KVM_CAP_BINARY_STATS_FD);
 	NUM(KVM_CAP_XSAVE2);
 	NUM(KVM_CAP_SYSTEM_EVENT_DATA);
