@@ -20,6 +20,7 @@ type Driver struct {
 	nextDesc  uint16
 	availIdx  uint16
 	usedSeen  uint16
+	dataStart memory.GuestAddr
 	dataNext  memory.GuestAddr
 	dataLimit memory.GuestAddr
 }
@@ -45,7 +46,7 @@ func NewMemory(size int) *memory.Memory {
 // New returns a driver for cfg, whose buffers Alloc takes from [data,
 // data+dataSize).
 func New(mem *memory.Memory, cfg queue.Config, data memory.GuestAddr, dataSize uint64) *Driver {
-	return &Driver{Mem: mem, Cfg: cfg, dataNext: data, dataLimit: data + memory.GuestAddr(dataSize)}
+	return &Driver{Mem: mem, Cfg: cfg, dataStart: data, dataNext: data, dataLimit: data + memory.GuestAddr(dataSize)}
 }
 
 // Alloc reserves n bytes (16-byte aligned) of the data area and returns
@@ -58,6 +59,10 @@ func (d *Driver) Alloc(n uint64) memory.GuestAddr {
 	d.dataNext = a + memory.GuestAddr(n)
 	return a
 }
+
+// ResetData frees the whole data area for reuse (the chains that used
+// it must be back from the device).
+func (d *Driver) ResetData() { d.dataNext = d.dataStart }
 
 // Desc is a descriptor to write.
 type Desc struct {
