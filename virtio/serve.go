@@ -91,7 +91,7 @@ func drain(stop <-chan struct{}, a Activation, i int, q *queue.Queue, c *queue.C
 			if err != nil {
 				return err
 			}
-			if err := q.Push(c.Head, n); err != nil {
+			if err := q.Return(c, n); err != nil {
 				return err
 			}
 		}

@@ -148,6 +148,8 @@ type Chain struct {
 	Head     uint16
 	Readable [][]byte // device-readable buffers (the driver's request)
 	Writable [][]byte // device-writable buffers (for the reply)
+
+	writableAt []memory.GuestAddr // where each Writable buffer lies
 }
 
 // ReadableLen and WritableLen are the chain's byte counts.
@@ -227,7 +229,7 @@ func (q *Queue) readDesc(table memory.GuestAddr, i uint16) (desc, error) {
 // walk follows the chain at head (virtio 1.2, 2.7.5 and 2.7.5.3).
 func (q *Queue) walk(head uint16, c *Chain) error {
 	c.Head = head
-	c.Readable, c.Writable = c.Readable[:0], c.Writable[:0]
+	c.Readable, c.Writable, c.writableAt = c.Readable[:0], c.Writable[:0], c.writableAt[:0]
 	if head >= q.cfg.Size {
 		return driverErr("chain head %d is past the queue's %d descriptors (2.7.5)", head, q.cfg.Size)
 	}
@@ -277,6 +279,7 @@ func (q *Queue) walk(head uint16, c *Chain) error {
 			}
 			if d.flags&DescFWrite != 0 {
 				c.Writable = append(c.Writable, b)
+				c.writableAt = append(c.writableAt, memory.GuestAddr(d.addr))
 			} else {
 				if len(c.Writable) > 0 {
 					return driverErr("chain at head %d has a device-readable buffer after a device-writable one (2.7.4.2)", head)
@@ -305,11 +308,28 @@ func (q *Queue) Push(head uint16, written uint32) error {
 	}
 	put32(b[0:], uint32(head))
 	put32(b[4:], written)
+	q.mem.MarkDirty(elem, usedElemSize)
 	q.nextUsed++
 	if err := q.mem.StoreUint16(q.cfg.Used+2, q.nextUsed); err != nil {
 		return driverErr("used index: %v", err)
 	}
 	return nil
+}
+
+// Return gives chain c back with written bytes written to its writable
+// buffers, as Push, and first records those bytes as written by the VMM
+// (memory.MarkDirty), for a snapshot or migration under way.
+func (q *Queue) Return(c *Chain, written uint32) error {
+	left := uint64(written)
+	for i, b := range c.Writable {
+		if left == 0 {
+			break
+		}
+		n := min(left, uint64(len(b)))
+		q.mem.MarkDirty(c.writableAt[i], n)
+		left -= n
+	}
+	return q.Push(c.Head, written)
 }
 
 func put32(b []byte, v uint32) {

@@ -308,3 +308,32 @@ func TestIndices(t *testing.T) {
 		t.Errorf("driver saw %d used entries, want 6", n)
 	}
 }
+
+// TestReturnMarksDirty: what the device wrote into a chain, and the used
+// element, count as the VMM's writes for a snapshot or migration.
+func TestReturnMarksDirty(t *testing.T) {
+	d, q := newDriver(t, 8, false, false)
+	d.Mem.TrackWrites(true)
+	h, addrs := d.Chain(queuetest.Buf{Data: []byte("req")}, queuetest.Buf{Len: 8, Write: true})
+	d.Publish(h)
+	b := d.Mem.NewBitmap()
+	d.Mem.TakeWrites(b) // forget the driver's own writes
+	b.Clear()
+	var c queue.Chain
+	if ok, err := q.Pop(&c); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := q.Return(&c, 8); err != nil {
+		t.Fatal(err)
+	}
+	d.Mem.TakeWrites(b)
+	for _, a := range []memory.GuestAddr{addrs[1], d.Cfg.Used} {
+		i, _ := d.Mem.PageIndex(a)
+		if !b.Get(i) {
+			t.Errorf("page of %v not marked written after Return", a)
+		}
+	}
+	if i, _ := d.Mem.PageIndex(dataBase + 0x3000); b.Get(i) {
+		t.Errorf("a page the device did not write is marked")
+	}
+}
