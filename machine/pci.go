@@ -19,12 +19,19 @@ const (
 	DevicePCITestDev Device = "pci-testdev"
 )
 
-// ParseDevice reads a -device flag's word.
+// ParseDevice reads a -device flag's word: pci-testdev, or a virtio
+// device with its options (virtio.go).
 func ParseDevice(s string) (Device, error) {
 	if Device(s) == DevicePCITestDev {
 		return DevicePCITestDev, nil
 	}
-	return "", fmt.Errorf("device %q: the devices are %s", s, DevicePCITestDev)
+	if isVirtio(s) {
+		if _, err := parseVirtio(s); err != nil {
+			return "", err
+		}
+		return Device(s), nil
+	}
+	return "", fmt.Errorf("device %q: the devices are %s, %s, %s and %s", s, DevicePCITestDev, virtioBlk, virtioNet, virtioRNG)
 }
 
 // pciMachine is the VM's PCI bus and the plumbing under it.
@@ -32,6 +39,7 @@ type pciMachine struct {
 	irqs     *interrupts
 	bus      *pci.Bus
 	testDevs []*pci.TestDev
+	virtio   []*virtioDev // virtio.go
 }
 
 // setupPCI builds PCI bus 0 (the host bridge, then the devices Config
@@ -60,7 +68,13 @@ func (m *Machine) setupPCI() error {
 		return err
 	}
 	m.pci = p
-	for _, d := range m.cfg.Devices {
+	for i, d := range m.cfg.Devices {
+		if isVirtio(string(d)) {
+			if err := m.addVirtio(p, string(d), i); err != nil {
+				return err
+			}
+			continue
+		}
 		if d != DevicePCITestDev {
 			return fmt.Errorf("device %q: not a device govmm has", d)
 		}
@@ -90,7 +104,7 @@ func (p *pciMachine) close() error {
 	if p == nil {
 		return nil
 	}
-	return p.bus.Close()
+	return errors.Join(p.closeVirtio(), p.bus.Close())
 }
 
 // report adds the PCI devices' failed interrupt deliveries and undecoded
@@ -104,6 +118,7 @@ func (p *pciMachine) report() string {
 	for i, d := range p.testDevs {
 		fmt.Fprintf(&b, "; pci-testdev %d: %d interrupt(s) asked for, %d failed", i, d.Count(), d.Function().IRQErrors())
 	}
+	b.WriteString(p.virtioReport())
 	return b.String()
 }
 

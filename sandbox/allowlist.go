@@ -24,8 +24,8 @@ import (
 //     and epoll_ctl, allowed; KVM_IOEVENTFD and KVM_IRQFD only if devices
 //     are added or their BARs move while the guest runs (a PCI BAR
 //     reprogrammed by the guest), so add them then.
-//   - virtio-blk: pread64, pwrite64, preadv/pwritev and fdatasync on the
-//     disk images opened at setup.
+//   - virtio-blk: preadv/pwritev, pwrite64, fdatasync and fallocate on
+//     the disk images opened at setup (added below).
 //   - TAP networking: readv/writev (or read/write) on the TAP fd opened at
 //     setup; TUNSETIFF and friends are setup-time ioctls and stay out.
 //   - a control API socket: accept4 on the listening socket made at setup,
@@ -124,7 +124,15 @@ func Rules(pid int) []Rule {
 		{Syscall: "futex", Why: "Go runtime: goroutine scheduling, locks, channels"},
 		{Syscall: "read", Why: "console input, Go runtime"},
 		{Syscall: "pread64", Why: "Go runtime: sysmon rereads the cgroup's CPU quota (cpu.cfs_quota_us or cpu.max) through a file it keeps open, to adjust GOMAXPROCS"},
-		{Syscall: "write", Why: "serial output (stdout or its file), the log on stderr, the SIGSYS report"},
+		{Syscall: "write", Why: "serial output (stdout or its file), the log on stderr, the SIGSYS report; virtio-net: frames to the TAP device"},
+		{Syscall: "preadv", Why: "virtio-blk: reads from the disk image straight into guest memory"},
+		{Syscall: "pwritev", Why: "virtio-blk: writes to the disk image straight from guest memory"},
+		{Syscall: "pwrite64", Why: "virtio-blk: WRITE_ZEROES where the file system can neither zero nor punch a range"},
+		{Syscall: "fdatasync", Why: "virtio-blk: FLUSH, so that what the guest flushed is on the host's disk"},
+		{Syscall: "fallocate", Why: "virtio-blk: DISCARD and WRITE_ZEROES punch holes (or zero ranges) in the disk image", Cases: []Case{
+			{Name: "PUNCH_HOLE|KEEP_SIZE", Conds: []Cond{{Arg: 1, Op: Equal, Value: unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE}}},
+			{Name: "ZERO_RANGE|KEEP_SIZE", Conds: []Cond{{Arg: 1, Op: Equal, Value: unix.FALLOC_FL_ZERO_RANGE | unix.FALLOC_FL_KEEP_SIZE}}},
+		}},
 		{Syscall: "epoll_pwait", Why: "Go runtime: the network poller (console input, deadlines)"},
 		{Syscall: "epoll_ctl", Why: "Go runtime: adding and removing pollable fds"},
 		{Syscall: "nanosleep", Why: "Go runtime: sysmon, spinning threads"},
