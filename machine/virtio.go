@@ -220,3 +220,40 @@ func (m *Machine) VirtioTransports() []*virtiopci.Transport {
 	}
 	return out
 }
+
+// DeviceAccess is what the devices in a device list open when the machine
+// is built, for a sandbox set up before then (Landlock).
+type DeviceAccess struct {
+	ReadWrite []string // disk images, /dev/net/tun
+	Read      []string // read-only disk images
+	// Network says a device makes host sockets of its own (user-mode
+	// networking), so TCP must not be confined.
+	Network bool
+}
+
+// DeviceAccessOf lists what devs open; words that do not parse are left
+// out (machine.New refuses them).
+func DeviceAccessOf(devs []Device) DeviceAccess {
+	var a DeviceAccess
+	for _, d := range devs {
+		if !isVirtio(string(d)) {
+			continue
+		}
+		sp, err := parseVirtio(string(d))
+		if err != nil {
+			continue
+		}
+		switch {
+		case sp.kind == virtioBlk && sp.blk.ReadOnly:
+			a.Read = append(a.Read, sp.blk.Path)
+		case sp.kind == virtioBlk:
+			a.ReadWrite = append(a.ReadWrite, sp.blk.Path)
+		case sp.kind == virtioNet && sp.net.user:
+			a.Network = true
+			a.Read = append(a.Read, "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf")
+		case sp.kind == virtioNet:
+			a.ReadWrite = append(a.ReadWrite, tunDevice)
+		}
+	}
+	return a
+}

@@ -9,6 +9,9 @@ import (
 	"github.com/govmm/govmm/virtio"
 )
 
+// tunDevice is the TUN/TAP clone device.
+const tunDevice = "/dev/net/tun"
+
 // netSpec is a virtio-net device's backend.
 type netSpec struct {
 	tap     string   // TAP device name; "" with user

@@ -17,6 +17,9 @@ type Files struct {
 	Read      []string // files opened read-only (the host's /proc/cpuinfo)
 	ReadWrite []string // files opened for reading and writing (/dev/kvm, with its ioctls)
 	Dirs      []string // folders whose files are read, written, created and renamed (the kernel cache)
+	// Network leaves TCP unconfined: user-mode networking (virtio-net
+	// user) connects and listens for the guest.
+	Network bool
 }
 
 // LandlockABI is the Landlock ABI version this kernel offers, 0 when it
@@ -54,7 +57,11 @@ func Restrict(f Files, bestEffort bool) (int, error) {
 	if p := existing(f.Dirs); len(p) > 0 {
 		rules = append(rules, landlock.RWDirs(p...))
 	}
-	if err := cfg.Restrict(rules...); err != nil {
+	restrict := cfg.Restrict
+	if f.Network {
+		restrict = cfg.RestrictPaths // file access only: TCP stays open
+	}
+	if err := restrict(rules...); err != nil {
 		return abi, fmt.Errorf("landlock (ABI %d): %w (run with -landlock off to go without it)", abi, err)
 	}
 	return abi, nil

@@ -100,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 type vmFlagValues struct {
 	mem, boot, hide, debugDevices, pit string
 	devices                            []string
+	virtio                             []string // -drive, -net, -rng, as device words (virtio_flags.go)
 }
 
 // addVMFlags adds the flags govmm and govmm exec share: the machine's
@@ -114,6 +115,7 @@ func addVMFlags(fs *pflag.FlagSet, o *options, v *vmFlagValues) {
 	addConfineFlags(fs, &o.confine)
 	fs.StringVar(&v.debugDevices, "debug-devices", "on", "govmm's guest-visible debug devices: the debug-exit device (port 0xf4 and MMIO 0xd0001000; with it a guest chooses govmm's exit status and logs boot-timer lines) and COM1's MMIO alias (0xd0000000): on, or off for a guest you do not trust")
 	fs.StringArrayVar(&v.devices, "device", nil, "add an optional device (repeat for more): pci-testdev, a PCI test device with BARs, MSI-X and INTx (devices/pci); without any, PCI bus 0 holds only the host bridge")
+	addVirtioFlags(fs, v)
 	fs.StringVar(&v.pit, "pit", "kernel", "the 8254 PIT the guest sees: kernel (KVM's in-kernel PIT) or user (govmm's model: every PIT access exits to govmm, IRQ 0 comes from a host timer)")
 }
 
@@ -136,7 +138,7 @@ func (v *vmFlagValues) apply(o *options) error {
 		return err
 	}
 	o.devices = o.devices[:0]
-	for _, d := range v.devices {
+	for _, d := range append(append([]string{}, v.devices...), v.virtio...) {
 		dev, err := machine.ParseDevice(d)
 		if err != nil {
 			return fmt.Errorf("-device: %w", err)

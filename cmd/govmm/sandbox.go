@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/govmm/govmm/machine"
 	"github.com/govmm/govmm/sandbox"
 )
 
@@ -70,9 +71,11 @@ func confineFiles(o *options, stderr io.Writer) error {
 	if errConfinedInTest != nil {
 		return errConfinedInTest
 	}
+	dev := machine.DeviceAccessOf(o.devices) // disks, /dev/net/tun: opened by machine.New
 	f := sandbox.Files{
-		Read:      []string{"/proc/cpuinfo"},
-		ReadWrite: []string{o.kvmPath},
+		Read:      append([]string{"/proc/cpuinfo"}, dev.Read...),
+		ReadWrite: append([]string{o.kvmPath}, dev.ReadWrite...),
+		Network:   dev.Network,
 	}
 	if o.cacheDir != "" {
 		// The fast path creates it; it must exist to be named in a rule.
