@@ -29,3 +29,6 @@ func (m *Machine) KVMStats() ([]*kvm.Stats, error) {
 	}
 	return out, nil
 }
+
+// CheckExtension asks the machine's KVM about a capability.
+func (m *Machine) CheckExtension(c kvm.Cap) (int, error) { return m.sys.CheckExtension(c) }

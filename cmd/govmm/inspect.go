@@ -12,6 +12,7 @@ import (
 
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/stepper"
 	"github.com/govmm/govmm/trace"
 	"github.com/govmm/govmm/vcpu"
 )
@@ -22,6 +23,8 @@ type inspectOptions struct {
 	stats     bool   // -stats: the exit statistics at the end
 	flight    int    // -flight N: the flight recorder's size
 	gdb       string // -gdb tcp:HOST:PORT or unix:PATH
+	step      bool   // govmm step (step.go)
+	symbols   *stepper.Symbols
 }
 
 // defaultFlight is how many exits the flight recorder keeps.

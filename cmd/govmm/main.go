@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		switch args[0] {
 		case "exec":
 			return runExec(ctx, args[1:], stdout, stderr, detectHost)
+		case "step":
+			return runStep(ctx, args[1:], stdin, stdout, stderr)
 		case "jail":
 			return runJail(ctx, args[1:], stdin, stdout, stderr)
 		case jail.InitArg: // the jail's PID 1, started by govmm jail
@@ -71,6 +73,11 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	}
 	if opts.dumpACPI != "" {
 		return dumpACPI(opts, stdout)
+	}
+	if opts.inspect.gdb != "" {
+		if err := debugOff(opts, args, "-gdb", stderr); err != nil {
+			return 2, err
+		}
 	}
 	return runVM(ctx, opts, stdin, stdout, stderr)
 }

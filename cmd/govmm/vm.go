@@ -57,6 +57,9 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		defer f.Close()
 		cfg.SerialOut = f
 	}
+	if o.inspect.step {
+		cfg.SerialIn = nil // stdin has the stepper's commands
+	}
 	in, err := newInspector(o, &cfg) // opens -trace's file: before Landlock
 	if err != nil {
 		return 1, err
@@ -72,11 +75,18 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 	}
 	defer closeMachine(m, o.verbose, stderr)
 	in.start(m, stderr)
+	runCtx, stopRun := context.WithCancel(ctx) // the stepper's quit, gdb's k
+	defer stopRun()
+	fe, err := startFrontEnd(o, m, cfg, stopRun, in, stdin, stdout, stderr)
+	if err != nil {
+		return 1, errors.Join(err, in.finish(nil, stderr))
+	}
 	if o.verbose {
 		fmt.Fprintf(stderr, "govmm: start-up: prepare=%.3fms %s\n", float64(prepare)/float64(time.Millisecond), machine.FormatPhases(m.Startup()))
 	}
-	res, err := runPowered(ctx, m, cfg, o, stderr)
-	if ierr := in.finish(err, stderr); ierr != nil && err == nil {
+	res, err := runPowered(runCtx, m, cfg, o, stderr)
+	ferr := fe.finish(ctx, res, err)
+	if ierr := errors.Join(in.finish(err, stderr), ferr); ierr != nil && err == nil {
 		return 1, ierr
 	}
 	if err != nil {
