@@ -7,10 +7,11 @@ import (
 	"strings"
 
 	"github.com/govmm/govmm/virtio"
+	vnet "github.com/govmm/govmm/virtio/net"
 )
 
 // tunDevice is the TUN/TAP clone device.
-const tunDevice = "/dev/net/tun"
+const tunDevice = vnet.TunDevice
 
 // netSpec is a virtio-net device's backend.
 type netSpec struct {
@@ -96,5 +97,23 @@ func parseHostFwd(s string) (host, guest string, err error) {
 
 // newNet builds a virtio-net device on its backend.
 func (m *Machine) newNet(n netSpec) (virtio.Device, func() error, error) {
-	return nil, nil, fmt.Errorf("virtio-net: %s: not available yet", n)
+	var be vnet.Backend
+	if n.user {
+		u, err := newUserNet(n, m.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		be = u
+	} else {
+		t, err := vnet.OpenTAP(n.tap)
+		if err != nil {
+			return nil, nil, err
+		}
+		be = t
+	}
+	d, err := vnet.New(be, n.mac)
+	if err != nil {
+		return nil, nil, errors.Join(err, be.Close())
+	}
+	return d, be.Close, nil
 }

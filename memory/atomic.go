@@ -18,7 +18,9 @@ func (m *Memory) LoadUint16(addr GuestAddr) (uint16, error) {
 	if err != nil {
 		return 0, err
 	}
-	return load16(b), nil
+	v := load16(b)
+	raceAcquire()
+	return v, nil
 }
 
 // StoreUint16 writes v at addr, which must be 2-byte aligned and in RAM.
@@ -27,6 +29,7 @@ func (m *Memory) StoreUint16(addr GuestAddr, v uint16) error {
 	if err != nil {
 		return err
 	}
+	raceRelease()
 	store16(b, v)
 	m.MarkDirty(addr, 2)
 	return nil
@@ -38,7 +41,9 @@ func (m *Memory) LoadUint32(addr GuestAddr) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	return load32(b), nil
+	v := load32(b)
+	raceAcquire()
+	return v, nil
 }
 
 // StoreUint32 writes v at addr, 4-byte aligned, in RAM.
@@ -47,6 +52,7 @@ func (m *Memory) StoreUint32(addr GuestAddr, v uint32) error {
 	if err != nil {
 		return err
 	}
+	raceRelease()
 	store32(b, v)
 	m.MarkDirty(addr, 4)
 	return nil

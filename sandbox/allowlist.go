@@ -26,8 +26,9 @@ import (
 //     reprogrammed by the guest), so add them then.
 //   - virtio-blk: preadv/pwritev, pwrite64, fdatasync and fallocate on
 //     the disk images opened at setup (added below).
-//   - TAP networking: readv/writev (or read/write) on the TAP fd opened at
-//     setup; TUNSETIFF and friends are setup-time ioctls and stay out.
+//   - TAP networking: read and writev on the TAP fd opened at setup, and
+//     TUNSETOFFLOAD when the guest's driver starts (added below);
+//     TUNSETIFF and TUNSETVNETHDRSZ are setup-time ioctls and stay out.
 //   - a control API socket: accept4 on the listening socket made at setup,
 //     then read/write/close (all allowed), recvmsg/sendmsg if fds are
 //     passed; for snapshots, openat/ftruncate/fallocate on the snapshot
@@ -115,16 +116,23 @@ var TerminalRequests = []Case{
 	ioctlCase("TCSETS", unix.TCSETS),
 }
 
+// NetRequests are the TAP ioctls virtio-net makes once the guest runs:
+// the offloads follow the features the guest's driver accepts.
+var NetRequests = []Case{
+	ioctlCase("TUNSETOFFLOAD", 0x400454d0),
+}
+
 // Rules is the allow-list. pid is the VMM's own process ID: signals may go
 // only to its own threads.
 func Rules(pid int) []Rule {
 	return []Rule{
 		// The hot path first: the filter checks rules in order.
-		{Syscall: "ioctl", Why: "KVM on the vCPU and VM fds; the console's terminal settings", Cases: append(append([]Case{}, KVMRequests...), TerminalRequests...)},
+		{Syscall: "ioctl", Why: "KVM on the vCPU and VM fds; the console's terminal settings; a TAP's offloads", Cases: append(append(append([]Case{}, KVMRequests...), TerminalRequests...), NetRequests...)},
 		{Syscall: "futex", Why: "Go runtime: goroutine scheduling, locks, channels"},
 		{Syscall: "read", Why: "console input, Go runtime"},
 		{Syscall: "pread64", Why: "Go runtime: sysmon rereads the cgroup's CPU quota (cpu.cfs_quota_us or cpu.max) through a file it keeps open, to adjust GOMAXPROCS"},
 		{Syscall: "write", Why: "serial output (stdout or its file), the log on stderr, the SIGSYS report; virtio-net: frames to the TAP device"},
+		{Syscall: "writev", Why: "virtio-net: a frame and its header to the TAP device in one call"},
 		{Syscall: "preadv", Why: "virtio-blk: reads from the disk image straight into guest memory"},
 		{Syscall: "pwritev", Why: "virtio-blk: writes to the disk image straight from guest memory"},
 		{Syscall: "pwrite64", Why: "virtio-blk: WRITE_ZEROES where the file system can neither zero nor punch a range"},

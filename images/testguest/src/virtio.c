@@ -25,6 +25,7 @@
  */
 #include "kernel.h"
 #include "virtio.h"
+#include "virtio_dev.h"
 
 #define PCI_CONFIG_ADDRESS 0xCF8
 #define PCI_CONFIG_DATA 0xCFC
@@ -99,8 +100,7 @@ static void cfg32w(u32 dev, u32 reg, u32 v)
 }
 static u32 cfg8(u32 dev, u32 reg) { return cfg32(dev, reg) >> (8 * (reg & 3)) & 0xFF; }
 
-static void fail(const char *what) __attribute__((noreturn));
-static void fail(const char *what)
+void vfail(const char *what)
 {
 	puts("CHECK FAILED: virtio: ");
 	puts(what);
@@ -108,14 +108,6 @@ static void fail(const char *what)
 	exit(EXIT_CHECK_FAILED);
 }
 
-struct vdev {
-	u32 slot, type, nq;
-	u64 common, isr, device, notify_base;
-	u32 notify_mult;
-	u64 features;
-	u64 dma;
-	u32 vec0;
-};
 
 static volatile u32 irqs[256];
 
@@ -134,10 +126,13 @@ static void wait_irq(u32 vector, u32 n)
 {
 	for (u64 i = 0; irqs[vector] < n; i++) {
 		if (i > 100000000UL)
-			fail("no interrupt from the device");
+			vfail("no interrupt from the device");
 		__asm__ volatile("sti; hlt; cli" ::: "memory");
 	}
 }
+
+u32 virtio_irq_count(u32 vector) { return irqs[vector]; }
+void virtio_wait_irq(u32 vector, u32 n) { wait_irq(vector, n); }
 
 #define R8(a) (*(volatile u8 *)(a))
 #define R16(a) (*(volatile u16 *)(a))
@@ -212,9 +207,9 @@ static void setup(u32 dev, u32 type, struct vdev *d, u64 want, u32 index, u64 *n
 		}
 	}
 	if (!d->common || !d->notify_base || !d->isr)
-		fail("a device lacks the common, ISR or notify structure");
+		vfail("a device lacks the common, ISR or notify structure");
 	if (!msix)
-		fail("a device has no MSI-X capability");
+		vfail("a device has no MSI-X capability");
 	u32 tab = cfg32(dev, msix + 4);
 	if (!bars[tab & 7])
 		bars[tab & 7] = bar_addr(dev, tab & 7, next);
@@ -233,7 +228,7 @@ static void setup(u32 dev, u32 type, struct vdev *d, u64 want, u32 index, u64 *n
 	R32(c + C_DFSELECT) = 1;
 	f |= (u64)R32(c + C_DF) << 32;
 	if (!(f & F_VERSION_1))
-		fail("a device does not offer VIRTIO_F_VERSION_1");
+		vfail("a device does not offer VIRTIO_F_VERSION_1");
 	d->features = f & (want | F_VERSION_1);
 	R32(c + C_GFSELECT) = 0;
 	R32(c + C_GF) = (u32)d->features;
@@ -241,7 +236,7 @@ static void setup(u32 dev, u32 type, struct vdev *d, u64 want, u32 index, u64 *n
 	R32(c + C_GF) = (u32)(d->features >> 32);
 	R8(c + C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK;
 	if (!(R8(c + C_STATUS) & S_FEATURES_OK))
-		fail("the device refused our features");
+		vfail("the device refused our features");
 	d->nq = R16(c + C_NUMQ);
 
 	u32 nvec = (cfg32(dev, msix) >> 16 & 0x7FF) + 1;
@@ -250,7 +245,7 @@ static void setup(u32 dev, u32 type, struct vdev *d, u64 want, u32 index, u64 *n
 	cfg32w(dev, msix, (cfg32(dev, msix) & 0xFFFF) | (u32)((cfg32(dev, msix) >> 16 | 0x8000) << 16));
 	R16(c + C_MSIX) = 0;
 	if (R16(c + C_MSIX) != 0)
-		fail("the configuration vector did not map");
+		vfail("the configuration vector did not map");
 	puts("virtio 00:");
 	puthex(dev, 2);
 	puts(".0 type=");
@@ -265,14 +260,14 @@ static void setup(u32 dev, u32 type, struct vdev *d, u64 want, u32 index, u64 *n
 /* setup_queue lays queue q out in the device's DMA memory (a 12 KiB
  * block per queue) and enables it with MSI-X vector 1+q; returns it in
  * user memory for ring 3. */
-static struct vq *setup_queue(struct vdev *d, u32 q, u32 vqi)
+struct vq *setup_queue(struct vdev *d, u32 q, u32 vqi)
 {
 	u64 c = d->common;
 	u64 base = d->dma + 0x3000 * q;
 	R16(c + C_QSELECT) = (u16)q;
 	u16 max = R16(c + C_QSIZE);
 	if (max == 0)
-		fail("a queue the device names has size 0");
+		vfail("a queue the device names has size 0");
 	u16 size = max < VQ_SIZE ? max : VQ_SIZE;
 	struct vq *v = &user_vqs[vqi];
 	v->desc = (volatile struct vring_desc *)base;
@@ -285,7 +280,7 @@ static struct vq *setup_queue(struct vdev *d, u32 q, u32 vqi)
 	R16(c + C_QSIZE) = size;
 	R16(c + C_QMSIX) = (u16)(1 + q);
 	if (R16(c + C_QMSIX) != 1 + q)
-		fail("a queue vector did not map");
+		vfail("a queue vector did not map");
 	R32(c + C_QDESC) = (u32)base;
 	R32(c + C_QDESC + 4) = 0;
 	R32(c + C_QDRIVER) = (u32)(base + 0x1000);
@@ -296,16 +291,16 @@ static struct vq *setup_queue(struct vdev *d, u32 q, u32 vqi)
 	return v;
 }
 
-static void driver_ok(struct vdev *d)
+void driver_ok(struct vdev *d)
 {
 	R8(d->common + C_STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;
 	if (R8(d->common + C_STATUS) & S_NEEDS_RESET)
-		fail("the device needs a reset right after DRIVER_OK");
+		vfail("the device needs a reset right after DRIVER_OK");
 }
 
 /* post_one makes one chain of up to 3 buffers available (ring 0) and
  * waits for its interrupt; returns the used length. */
-static u32 post_wait(struct vdev *d, struct vq *q, u32 qn, u64 *addr, u32 *len, u16 *flags, u32 n)
+u32 post_wait(struct vdev *d, struct vq *q, u32 qn, u64 *addr, u32 *len, u16 *flags, u32 n)
 {
 	u16 base = (u16)(q->avail_idx % q->size);
 	for (u32 i = 0; i < n; i++)
@@ -321,12 +316,12 @@ static u32 post_wait(struct vdev *d, struct vq *q, u32 qn, u64 *addr, u32 *len, 
 	u32 got = q->used[2 + 2 * slot];
 	q->used_seen++;
 	if ((u16)(q->used[0] >> 16) != q->used_seen)
-		fail("the used index did not move by one");
+		vfail("the used index did not move by one");
 	return got;
 }
 
 /* ring3 runs vargs in ring 3 (virtio_user.c). */
-static void ring3(void) { user_call((u64)virtio_user_main, (u64)user_stack + USER_STACK_SIZE - 8); }
+void ring3(void) { user_call((u64)virtio_user_main, (u64)user_stack + USER_STACK_SIZE - 8); }
 
 static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc, u64 disc_n)
 {
@@ -345,7 +340,7 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 	u16 fl[3] = {0, VRING_DESC_F_WRITE, VRING_DESC_F_WRITE};
 	u32 used = post_wait(d, q, 0, a, l, fl, 3);
 	if (*st != BLK_S_OK || used < 2)
-		fail("GET_ID failed");
+		vfail("GET_ID failed");
 	puts("virtio-blk capacity=");
 	putdec(cap);
 	puts(" id=");
@@ -366,14 +361,14 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 	vargs.bytes = bytes;
 	vargs.verify = 1;
 	if (sector + n * (bytes / 512) > cap)
-		fail("blk_sector, blk_n and blk_bytes reach past the disk");
+		vfail("blk_sector, blk_n and blk_bytes reach past the disk");
 	if (d->features & BLK_F_RO) {
 		vargs.op = VOP_BLK_WRITE;
 		vargs.count = 1;
 		vargs.want_status = BLK_S_IOERR;
 		ring3();
 		if (vargs.error)
-			fail("a write to a read-only disk did not fail with IOERR");
+			vfail("a write to a read-only disk did not fail with IOERR");
 		puts("virtio-blk ro: write refused\n");
 	} else {
 		vargs.op = VOP_BLK_WRITE;
@@ -382,7 +377,7 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 		ring3();
 		pio_write(BOOT_MARK_PORT, 0x71);
 		if (vargs.error)
-			fail(vargs.error == VERR_TIMEOUT ? "blk write: no answer" : "blk write: a status was not OK");
+			vfail(vargs.error == VERR_TIMEOUT ? "blk write: no answer" : "blk write: a status was not OK");
 		puts("virtio-blk wrote n=");
 		putdec(vargs.done);
 		puts(" bytes=");
@@ -397,7 +392,7 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 			u16 ff[2] = {0, VRING_DESC_F_WRITE};
 			post_wait(d, q, 0, fa, flen, ff, 2);
 			if (*st != BLK_S_OK)
-				fail("FLUSH failed");
+				vfail("FLUSH failed");
 			puts("virtio-blk flush ok\n");
 			q->avail[0] = VRING_AVAIL_F_NO_INTERRUPT;
 		}
@@ -410,7 +405,7 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 	ring3();
 	pio_write(BOOT_MARK_PORT, 0x73);
 	if (vargs.error)
-		fail(vargs.error == VERR_MISMATCH ? "blk read: the data differ from what was written" : "blk read failed");
+		vfail(vargs.error == VERR_MISMATCH ? "blk read: the data differ from what was written" : "blk read failed");
 	puts("virtio-blk read ok n=");
 	putdec(vargs.done);
 	puts("\n");
@@ -426,7 +421,7 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 		u16 df[3] = {0, 0, VRING_DESC_F_WRITE};
 		post_wait(d, q, 0, da, dl, df, 3);
 		if (*st != BLK_S_OK)
-			fail("DISCARD failed");
+			vfail("DISCARD failed");
 		puts("virtio-blk discard ok\n");
 	}
 }
@@ -446,13 +441,12 @@ static void rng(struct vdev *d, u32 vqi)
 	for (u32 i = 0; i < got && i < 64; i++)
 		nonzero |= buf[i];
 	if (!got || !nonzero)
-		fail("virtio-rng gave no entropy");
+		vfail("virtio-rng gave no entropy");
 	puts("virtio-rng ok bytes=");
 	putdec(got);
 	puts("\n");
 }
 
-void net_test(struct vdev *d, u32 vqi, u64 me, u64 peer, u64 pings) __attribute__((weak));
 
 void mode_virtio(u64 sector, u64 n, u64 bytes, u64 disc, u64 disc_n, u64 me, u64 peer, u64 pings)
 {
@@ -489,14 +483,14 @@ void mode_virtio(u64 sector, u64 n, u64 bytes, u64 disc, u64 disc_n, u64 me, u64
 			blk(d, vqi++, sector, n, bytes, disc, disc_n);
 		else if (type == TYPE_RNG)
 			rng(d, vqi++);
-		else if (net_test) {
+		else {
 			net_test(d, vqi, me, peer, pings);
 			vqi += 2;
 		}
 		count++;
 	}
 	if (!count)
-		fail("no virtio device on bus 0");
+		vfail("no virtio device on bus 0");
 	puts("virtio ok devices=");
 	putdec(count);
 	puts("\n");

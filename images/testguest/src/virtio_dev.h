@@ -1,0 +1,31 @@
+/*
+ * virtio_dev.h - what the ring-0 files of the virtio driver share
+ * (virtio.c: transport and queues; virtio_net.c: the network test).
+ */
+#ifndef VIRTIO_DEV_H
+#define VIRTIO_DEV_H
+
+#include "kernel.h"
+#include "virtio.h"
+
+struct vdev {
+	u32 slot, type, nq;
+	u64 common, isr, device, notify_base;
+	u32 notify_mult;
+	u64 features;
+	u64 dma; /* this device's DMA memory (DMA_PER_DEV bytes) */
+	u32 vec0;
+};
+
+void vfail(const char *what) __attribute__((noreturn));
+struct vq *setup_queue(struct vdev *d, u32 q, u32 vqi);
+void driver_ok(struct vdev *d);
+/* post_wait posts one chain of n buffers on queue qn, notifies, waits for
+ * its interrupt and returns the used length. */
+u32 post_wait(struct vdev *d, struct vq *q, u32 qn, u64 *addr, u32 *len, u16 *flags, u32 n);
+void ring3(void);
+void net_test(struct vdev *d, u32 vqi, u64 me, u64 peer, u64 pings);
+u32 virtio_irq_count(u32 vector);
+void virtio_wait_irq(u32 vector, u32 n); /* until vector has come n times */
+
+#endif
