@@ -1,13 +1,23 @@
 package machine
 
 import (
-	"errors"
 	"io"
+	"strings"
 
 	vnet "github.com/govmm/govmm/virtio/net"
+	"github.com/govmm/govmm/virtio/net/usernet"
 )
 
-// newUserNet is user-mode networking's backend.
+// newUserNet is user-mode networking's backend: gvisor-tap-vsock's
+// virtual network in this process.
 func newUserNet(n netSpec, log io.Writer) (vnet.Backend, error) {
-	return nil, errors.New("virtio-net user: not available yet")
+	c := usernet.Config{GuestMAC: n.mac, Log: log}
+	for _, f := range n.hostfwd {
+		host, guest, err := parseHostFwd(f)
+		if err != nil {
+			return nil, err
+		}
+		c.Forwards = append(c.Forwards, usernet.Forward{UDP: strings.HasPrefix(f, "udp:"), Host: host, Guest: guest})
+	}
+	return usernet.New(c)
 }

@@ -144,7 +144,10 @@ func Program(rules []Rule, action seccompbpf.Action) ([]bpf.Instruction, error) 
 // rt_sigaction of SIGSYS is off the allow-list, so the report cannot be
 // replaced; a process that could run code of its own could only stop
 // reporting, never make the call.
-func Install(mode Mode) error {
+//
+// extra rules join the allow-list (UserNetworkRules, for a guest with
+// user-mode networking).
+func Install(mode Mode, extra ...Rule) error {
 	var action seccompbpf.Action
 	if err := needStatic(mode, linksLibc()); err != nil {
 		return err
@@ -162,7 +165,7 @@ func Install(mode Mode) error {
 	default:
 		return fmt.Errorf("seccomp: unknown mode %v", mode)
 	}
-	p, err := policy(Rules(unix.Getpid()), action)
+	p, err := policy(append(Rules(unix.Getpid()), extra...), action)
 	if err != nil {
 		return err
 	}
@@ -228,6 +231,10 @@ func Print(w io.Writer, pid int) error {
 			}
 			fmt.Fprintf(w, "%22s %-22s %s\n", "", c.Name, strings.Join(conds, " && "))
 		}
+	}
+	fmt.Fprintf(w, "\nWith user-mode networking (-net user), also:\n")
+	for _, r := range UserNetworkRules() {
+		fmt.Fprintf(w, "%-16s %3d  %s\n", r.Syscall, arch.X86_64.SyscallNames[r.Syscall], r.Why)
 	}
 	prog, err := Program(rules, seccompbpf.ActionTrap)
 	if err != nil {

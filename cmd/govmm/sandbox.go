@@ -116,7 +116,11 @@ func confineCalls(o *options, stderr io.Writer) func() error {
 		if errConfinedInTest != nil {
 			return errConfinedInTest
 		}
-		if err := sandbox.Install(o.confine.seccomp); err != nil {
+		var extra []sandbox.Rule
+		if machine.DeviceAccessOf(o.devices).Network {
+			extra = sandbox.UserNetworkRules()
+		}
+		if err := sandbox.Install(o.confine.seccomp, extra...); err != nil {
 			return err
 		}
 		if o.verbose {

@@ -1,0 +1,26 @@
+package sandbox
+
+import (
+	"testing"
+
+	seccompbpf "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
+)
+
+// TestUserNetworkRules: the extra rules name real calls, none twice or
+// already in the base list, each with its reason, and assemble with it.
+func TestUserNetworkRules(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range Rules(1) {
+		seen[r.Syscall] = true
+	}
+	for _, r := range UserNetworkRules() {
+		if _, ok := arch.X86_64.SyscallNames[r.Syscall]; !ok || seen[r.Syscall] || r.Why == "" {
+			t.Errorf("UserNetworkRules: %q is unknown, repeated or without a reason", r.Syscall)
+		}
+		seen[r.Syscall] = true
+	}
+	if _, err := Program(append(Rules(1), UserNetworkRules()...), seccompbpf.ActionTrap); err != nil {
+		t.Fatal(err)
+	}
+}
