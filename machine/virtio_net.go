@@ -3,6 +3,7 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
@@ -99,7 +100,11 @@ func parseHostFwd(s string) (host, guest string, err error) {
 func (m *Machine) newNet(n netSpec) (virtio.Device, func() error, error) {
 	var be vnet.Backend
 	if n.user {
-		u, err := newUserNet(n, m.log)
+		var log io.Writer // the netstack's warnings only with -v
+		if m.cfg.Verbose {
+			log = m.log
+		}
+		u, err := newUserNet(n, log)
 		if err != nil {
 			return nil, nil, err
 		}

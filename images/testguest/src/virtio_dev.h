@@ -25,6 +25,14 @@ void driver_ok(struct vdev *d);
 u32 post_wait(struct vdev *d, struct vq *q, u32 qn, u64 *addr, u32 *len, u16 *flags, u32 n);
 void ring3(void);
 void net_test(struct vdev *d, u32 vqi, u64 me, u64 peer, u64 pings);
+
+/* What the command line asks of the network test (mode_virtio fills it):
+ * net_dhcp=1 (get an address by DHCP; the router is the peer),
+ * net_host=<hex IPv4> with udp_port=<n> and tcp_port=<n> (talk to it). */
+struct net_args {
+	u64 dhcp, host, udp_port, tcp_port;
+};
+extern struct net_args net_args;
 u32 virtio_irq_count(u32 vector);
 void virtio_wait_irq(u32 vector, u32 n); /* until vector has come n times */
 
