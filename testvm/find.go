@@ -16,6 +16,11 @@ import (
 // (QEMU's "max" CPU under TCG); their dependencies come along.
 var KVMModules = []string{"kvm_amd"}
 
+// DeviceModules are loaded with them: virtio-blk for Config.Drives, and
+// TUN/TAP and veth for programs that make network devices (govmm -net
+// tap). Debian's cloud kernel builds them as modules.
+var DeviceModules = []string{"virtio_pci", "virtio_blk", "tun", "veth"}
+
 // Find returns a Config with the host's pieces filled in: QEMU from PATH
 // and its version, busybox at /bin/busybox, and Debian's cloud kernel with its KVM modules
 // from cacheDir, fetched there with images.DebianKernel if missing. Where
@@ -44,7 +49,7 @@ func Find(ctx context.Context, cacheDir string, log io.Writer) (Config, error) {
 		return c, fmt.Errorf("testvm: kernel %s has no modules directory: give one with kvm_amd", k.Vmlinuz)
 	}
 	c.Kernel = k.Vmlinuz
-	mods, err := images.CollectModules(k.ModulesDir, KVMModules)
+	mods, err := images.CollectModules(k.ModulesDir, append(append([]string{}, KVMModules...), DeviceModules...))
 	if err != nil {
 		return c, fmt.Errorf("testvm: %w", err)
 	}

@@ -63,6 +63,10 @@ type Config struct {
 	// Files are host files or directories (copied whole) that the VM gets
 	// at the same absolute paths: the program, its data, fixtures.
 	Files []string
+	// Drives are host files the VM gets as disks, not copies: QEMU's
+	// virtio-blk, /dev/vda for the first, /dev/vdb for the next. What the
+	// program writes to them, and flushes, is in the host's file.
+	Drives []Drive
 	Env   []string // NAME=value, after PATH=/bin HOME=/tmp TMPDIR=/tmp GOVMM_REQUIRE_KVM=1
 	Dir   string   // working directory in the VM; default "/"
 	Argv  []string // the program and its arguments; Argv[0] is a path in the VM
@@ -110,6 +114,15 @@ type Config struct {
 
 	qmpSocket string // where QEMU's monitor listens; default qmp.sock in Run's temporary folder
 }
+
+// Drive is a host file the VM gets as a disk.
+type Drive struct {
+	Path     string
+	ReadOnly bool
+}
+
+// DriveDevice is the VM's name for Config.Drives[i].
+func DriveDevice(i int) string { return "/dev/vd" + string(rune('a'+i)) }
 
 // Defaults for Config.
 const (
@@ -280,6 +293,14 @@ func qemuArgs(c Config, initrd, qmp string) []string {
 		"-nodefaults",
 	}
 	args = append(args, serial...)
+	for i, d := range c.Drives {
+		ro := ""
+		if d.ReadOnly {
+			ro = ",readonly=on"
+		}
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=drive%d,format=raw,cache=writeback,discard=unmap%s", qemuOptionValue(d.Path), i, ro),
+			"-device", fmt.Sprintf("virtio-blk-pci,drive=drive%d", i))
+	}
 	args = append(args, "-chardev", "file,id=beat,path=/dev/fd/3", "-serial", "chardev:beat",
 		"-qmp", "unix:"+qemuOptionValue(qmp)+",server=on,wait=off")
 	return append(args, "-no-reboot",

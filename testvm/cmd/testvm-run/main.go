@@ -9,10 +9,12 @@
 // into the VM at their own absolute paths. With -copy-args, so is every
 // host file or directory that ARGS name: an argument, the value after
 // "-flag=", or a part of a comma-separated list, whole or after "key="
-// ("-initrd my.cpio", "-drive file=disk.img,readonly=on"); relative paths
-// are resolved against the current directory, and those that leave it
-// ("../x") are passed as absolute paths. /, /proc, /sys and /dev are never
-// copied. The program runs in the current directory when that holds one
+// ("-initrd my.cpio"); relative paths are resolved against the current
+// directory, and those that leave it ("../x") are passed as absolute
+// paths. /, /proc, /sys and /dev are never copied. The files of govmm's
+// -drive arguments are not copied but given to the VM as disks, the host
+// file itself behind each: "-drive file=disk.img" becomes "-drive
+// file=/dev/vda" in the VM, so what the guest syncs is in disk.img. The program runs in the current directory when that holds one
 // of the copied files, else in /.
 //
 // When standard input is a terminal the run is interactive: the program
@@ -180,8 +182,13 @@ func run(ctx context.Context, args []string, stdinTerminal bool, stdout, stderr 
 	c.Files = append([]string{o.argv[0]}, o.files...)
 	c.Argv = o.argv
 	if o.copyArgs {
+		argv, drives := passDrives(o.argv, wd)
+		c.Drives = drives
+		if len(drives) > 0 {
+			fmt.Fprintf(stderr, "testvm-run: -copy-args: giving the VM these files as disks, not copies: %s\n", describeDrives(drives))
+		}
 		a := argFiles{wd: wd, stat: os.Stat}
-		c.Argv = append(c.Argv[:1:1], a.scan(o.argv[1:])...)
+		c.Argv = append(c.Argv[:1:1], a.scan(argv[1:])...)
 		c.Files = append(c.Files, a.files...)
 		if len(a.files) > 0 {
 			fmt.Fprintf(stderr, "testvm-run: -copy-args: copying into the VM: %s\n", strings.Join(a.files, " "))
