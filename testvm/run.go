@@ -67,9 +67,9 @@ type Config struct {
 	// virtio-blk, /dev/vda for the first, /dev/vdb for the next. What the
 	// program writes to them, and flushes, is in the host's file.
 	Drives []Drive
-	Env   []string // NAME=value, after PATH=/bin HOME=/tmp TMPDIR=/tmp GOVMM_REQUIRE_KVM=1
-	Dir   string   // working directory in the VM; default "/"
-	Argv  []string // the program and its arguments; Argv[0] is a path in the VM
+	Env    []string // NAME=value, after PATH=/bin HOME=/tmp TMPDIR=/tmp GOVMM_REQUIRE_KVM=1
+	Dir    string   // working directory in the VM; default "/"
+	Argv   []string // the program and its arguments; Argv[0] is a path in the VM
 
 	Mem     int64         // guest RAM in bytes; default 4 GiB
 	CPUs    int           // default 1
