@@ -8,8 +8,10 @@
 #   busybox-static        the userland of that machine
 #   ca-certificates       apt over https mirrors
 #   acpica-tools          iasl and acpiexec, which check govmm's ACPI tables
+#   e2fsprogs             mkfs.ext4 -d, e2fsck and debugfs: the ext4 disk
+#                         make run-check gives the guest through -drive
 set -euo pipefail
-pkgs=(gcc binutils linux-libc-dev lz4 xz-utils zstd qemu-system-x86 busybox-static ca-certificates acpica-tools)
+pkgs=(gcc binutils linux-libc-dev lz4 xz-utils zstd qemu-system-x86 busybox-static ca-certificates acpica-tools e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
