@@ -199,7 +199,14 @@ func (p *ACPIPM) State() ACPIPMState {
 // RestoreACPIPM rebuilds the device from st and drives the SCI to match.
 func RestoreACPIPM(st ACPIPMState, c ACPIPMConfig) *ACPIPM {
 	p := NewACPIPM(c)
-	p.status, p.enable = st.Status, st.Enable
-	p.syncSCI()
+	p.Restore(st)
 	return p
+}
+
+// Restore puts the registers in state st and drives the SCI to match.
+func (p *ACPIPM) Restore(st ACPIPMState) {
+	p.mu.Lock()
+	p.status, p.enable = st.Status, st.Enable
+	p.mu.Unlock()
+	p.syncSCI()
 }

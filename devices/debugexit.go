@@ -82,9 +82,14 @@ func NewDebugExit(onExit func(status int), start time.Time, log io.Writer) *Debu
 // RestoreDebugExit rebuilds the device from st.
 func RestoreDebugExit(st DebugExitState, onExit func(status int), start time.Time, log io.Writer) *DebugExit {
 	d := NewDebugExit(onExit, start, log)
+	d.Restore(st)
+	return d
+}
+
+// Restore puts the counters in state st.
+func (d *DebugExit) Restore(st DebugExitState) {
 	d.scratch.Store(st.ScratchWrites)
 	d.marks.Store(st.Marks)
-	return d
 }
 
 // State returns the counters.

@@ -115,6 +115,13 @@ func RestoreI8042(st I8042State, reset func()) *I8042 {
 	return &I8042{reset: reset, st: st}
 }
 
+// Restore puts the controller in state st.
+func (k *I8042) Restore(st I8042State) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.st = st
+}
+
 // State returns the controller's state.
 func (k *I8042) State() I8042State {
 	k.mu.Lock()

@@ -156,6 +156,7 @@ type PIT struct {
 	gen      uint64    // which timer is current
 	lastEdge time.Time // when IRQ 0 was last raised
 	closed   bool
+	frozen   bool // Freeze: no timer until Restore
 
 	pulseMu sync.Mutex // orders IRQ pulses
 
@@ -514,7 +515,7 @@ func (c *pitChannel) setGate(high bool, now uint64) {
 // stops it when there is none.
 func (p *PIT) rearmLocked(now uint64) {
 	e, ok := p.ch[0].nextEdge(now)
-	if p.closed {
+	if p.closed || p.frozen {
 		ok = false
 	}
 	if ok && p.timer != nil && e == p.armed {
@@ -651,8 +652,18 @@ func (p *PIT) State() PITState {
 // raising IRQ 0 on irq.
 func RestorePIT(s PITState, irq IRQLine, clock Clock) *PIT {
 	p := NewPIT(irq, clock)
+	p.Restore(s)
+	return p
+}
+
+// Restore puts the PIT in state s (from State or Freeze), counting on its
+// clock from now: the time since s was taken does not pass for the guest.
+// A frozen PIT goes on.
+func (p *PIT) Restore(s PITState) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.frozen = false
+	p.epoch = p.clock.Now()
 	// Put the epoch far enough back that every counter's start is a tick
 	// after it: start = now - Elapsed.
 	var back uint64
@@ -661,7 +672,7 @@ func RestorePIT(s PITState, irq IRQLine, clock Clock) *PIT {
 	}
 	phase := min(max(s.Phase, 0), time.Second/PITHz)
 	p.epoch = p.epoch.Add(-phase - p.timeOf(back+1).Sub(p.epoch)) // now is tick back+1, phase into it
-	now := p.tick(clock.Now())
+	now := p.tick(p.clock.Now())
 	p.port61 = s.Port61 & port61Writable
 	for i, cs := range s.Channels {
 		c := pitChannel{
@@ -680,5 +691,23 @@ func RestorePIT(s PITState, irq IRQLine, clock Clock) *PIT {
 	}
 	p.ch[0].gate, p.ch[1].gate = true, true // tied high on a PC
 	p.rearmLocked(now)
-	return p
+}
+
+// Freeze stops the PIT for a pause and returns its state: it raises no
+// interrupt from the moment Freeze returns until Restore is given the
+// state back, and its counts stand still meanwhile.
+func (p *PIT) Freeze() PITState {
+	s := p.State()
+	p.mu.Lock()
+	p.frozen = true
+	p.gen++
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.mu.Unlock()
+	// As in Close: a pulse that began before is over once pulseMu is free.
+	p.pulseMu.Lock()
+	p.pulseMu.Unlock() //lint:ignore SA2001 an empty critical section: waiting for the pulse is the point
+	return s
 }

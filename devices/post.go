@@ -28,9 +28,14 @@ func NewPOST() *POST { return &POST{} }
 // RestorePOST rebuilds a POST sink from st.
 func RestorePOST(st POSTState) *POST {
 	p := &POST{}
-	p.writes.Store(st.Writes)
-	p.last.Store(uint32(st.Last))
+	p.Restore(st)
 	return p
+}
+
+// Restore puts the sink in state st.
+func (d *POST) Restore(st POSTState) {
+	d.writes.Store(st.Writes)
+	d.last.Store(uint32(st.Last))
 }
 
 // State returns the counters.

@@ -134,6 +134,14 @@ func RestoreRTC(st RTCState, now func() time.Time) *RTC {
 	return &RTC{now: now, st: st}
 }
 
+// Restore puts the clock in state st: its guest time goes on at st's
+// distance from this host's clock.
+func (r *RTC) Restore(st RTCState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st = st
+}
+
 // State returns the clock's state.
 func (r *RTC) State() RTCState {
 	r.mu.Lock()

@@ -30,18 +30,36 @@ func (s *Serial) State() SerialState {
 // RestoreSerial rebuilds a UART from st and drives irq to the level its
 // state implies.
 func RestoreSerial(st SerialState, irq IRQLine, out io.Writer) (*Serial, error) {
-	if len(st.Rx) > RxQueueSize {
-		return nil, fmt.Errorf("restore serial: %d received bytes exceed the %d-byte queue: the state is corrupt or from a newer govmm", len(st.Rx), RxQueueSize)
-	}
 	s := NewSerial(irq, out)
+	if err := s.Restore(st); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Restore puts the UART's registers and received bytes in state st and
+// drives its line to the level they imply. Output still queued for the
+// host writer stays queued.
+func (s *Serial) Restore(st SerialState) error {
+	if len(st.Rx) > RxQueueSize {
+		return fmt.Errorf("restore serial: %d received bytes exceed the %d-byte queue: the state is corrupt or from a newer govmm", len(st.Rx), RxQueueSize)
+	}
+	s.lineMu.Lock()
+	defer s.lineMu.Unlock()
+	s.mu.Lock()
 	s.r = serialRegs{
 		dll: st.DLL, dlm: st.DLM, ier: st.IER & ierMask, fcr: st.FCR, lcr: st.LCR,
 		mcr: st.MCR & mcrMask, scr: st.SCR, lsr: st.LSR & lsrErrors, msr: st.MSR,
 		thrPending: st.THRInterrupt, rx: append([]byte(nil), st.Rx...),
 	}
-	s.irqHigh = s.interruptID() != IIRNone
-	if err := irq.SetLevel(s.irqHigh); err != nil {
-		return nil, fmt.Errorf("restore serial: set IRQ level %v: %w (check the interrupt controller was created first)", s.irqHigh, err)
+	high := s.interruptID() != IIRNone
+	s.mu.Unlock()
+	s.irqHigh = high
+	if s.detached {
+		return nil
 	}
-	return s, nil
+	if err := s.irq.SetLevel(high); err != nil {
+		return fmt.Errorf("restore serial: set IRQ level %v: %w (check the interrupt controller was created first)", high, err)
+	}
+	return nil
 }

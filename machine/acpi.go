@@ -106,6 +106,9 @@ func (m *Machine) setupACPI() error {
 		return err
 	}
 	for _, t := range tables {
+		if m.cfg.restoring() {
+			break // RAM holds the tables as the guest left them (FACS has its global lock)
+		}
 		if err := m.mem.WriteAt(t.Data, memory.GuestAddr(t.Addr)); err != nil {
 			return fmt.Errorf("writing the ACPI %s table at %#x (%d bytes): %w (the tables need at least 1 MiB of RAM)", t.Name(), t.Addr, len(t.Data), err)
 		}

@@ -127,10 +127,15 @@ type Config struct {
 	// thread that runs the guest. An error ends Run before the guest
 	// starts.
 	Confine func() error
+	// Restore, if set, rebuilds a saved guest instead of booting: RAM and
+	// the state of every part come from it, and Kernel, Initrd and
+	// Cmdline are not used (state.go). The machine's shape (RAM, vCPUs,
+	// devices, PIT) must be the saved one's: ApplySaved sets it.
+	Restore *Restore
 }
 
 func (c *Config) validate() error {
-	if len(c.Kernel) == 0 {
+	if len(c.Kernel) == 0 && !c.restoring() {
 		return fmt.Errorf("no kernel image given")
 	}
 	if c.MemSize == 0 {

@@ -29,6 +29,9 @@ type Loaded struct {
 // loadKernel puts the kernel, the initrd, the command line and the zero
 // page into guest RAM and returns the state the boot vCPU starts in.
 func loadKernel(mem *memory.Memory, c *Config, log io.Writer) (*Loaded, error) {
+	if c.restoring() {
+		return &Loaded{Path: "restore", Cmdline: c.Cmdline}, nil // RAM holds the guest as it was
+	}
 	if c.Boot == BootReal {
 		return loadRealMode(mem, c, log)
 	}

@@ -34,6 +34,8 @@ type Machine struct {
 
 	endOnce sync.Once
 	end     ending // what the guest or the VMM asked for first
+
+	mob mobility // pausing, state, restore, dirty logs (pause.go, state.go, dirty.go)
 }
 
 // ending is how the VM was asked to stop from a device.
@@ -51,7 +53,7 @@ type ending struct {
 func New(c Config) (m *Machine, err error) {
 	clock := startClock()
 	if err := c.validate(); err != nil {
-		return nil, err
+		return nil, errors.Join(err, c.closeRestore())
 	}
 	if c.Start.IsZero() {
 		c.Start = time.Now()
@@ -66,6 +68,7 @@ func New(c Config) (m *Machine, err error) {
 			m = nil
 		}
 	}()
+	m.mem = c.restoredRAM() // nil when booting
 	if m.sys, err = kvm.Open(c.KVMPath); err != nil {
 		return m, err
 	}
@@ -83,8 +86,10 @@ func New(c Config) (m *Machine, err error) {
 		return m, err
 	}
 	clock.mark("kvm")
-	if m.mem, err = memory.New(c.MemSize); err != nil {
-		return m, err
+	if m.mem == nil {
+		if m.mem, err = memory.New(c.MemSize); err != nil {
+			return m, err
+		}
 	}
 	// KVM takes milliseconds to add RAM (about 6 ms on a PVM host, most
 	// of it waiting, whatever the size): the devices, the kernel and the
@@ -120,6 +125,10 @@ func New(c Config) (m *Machine, err error) {
 		return m, err
 	}
 	clock.mark("ram-wait")
+	if err := m.setupMobility(); err != nil {
+		return m, err
+	}
+	clock.mark("state")
 	m.clock = clock
 	return m, nil
 }
@@ -216,6 +225,9 @@ func (m *Machine) createVCPUs() error {
 	// before that one was in it, so an INIT or SIPI sent to it would be
 	// dropped (measured: with 2 vCPUs the AP never woke; with more, the
 	// first AP's INIT recomputed the map, and the rest woke).
+	if m.cfg.restoring() {
+		return nil // setupMobility sets every vCPU's state, LAPIC included
+	}
 	if err := m.bootState(m.hw[0]); err != nil {
 		return fmt.Errorf("vcpu 0: %w", err)
 	}
