@@ -58,6 +58,8 @@ func initScript(c Config, start, marker string) (string, error) {
 	p("mount -t proc proc /proc")
 	p("mount -t sysfs sys /sys")
 	p("mount -t devtmpfs dev /dev")
+	p("# The loopback interface, which programs that listen on 127.0.0.1 need.")
+	p("ip link set lo up 2>/dev/null")
 	p("# The heartbeat for Run's watchdog (heartbeat.go): a line on COM2 every %d s.", beatSeconds)
 	p("# The first beat is the test: a serial port with no UART behind it opens but fails writes.")
 	p("beat() { read -r up idle </proc/uptime; echo \"%s$up\"; }", beatPrefix)
