@@ -38,7 +38,7 @@ func (s *suite) fail(err error) cell {
 }
 
 // measurements are the names -only takes.
-var measurements = []string{"boot", "rss", "pio", "mmio", "msix", "jail"}
+var measurements = []string{"boot", "rss", "pio", "mmio", "msix", "jail", "virtio"}
 
 func (s *suite) wants(m string) bool {
 	return s.only == "" || slices.Contains(strings.Split(s.only, ","), m)
@@ -54,8 +54,9 @@ func (s *suite) all(ctx context.Context) []row {
 		rows = append(rows, s.rssRow(ctx))
 	}
 	rows = append(rows, s.exitRows(ctx)...)
-	rows = append(rows, s.msixRows(ctx)...) // msix.go
-	return append(rows, s.jailRows(ctx)...) // jail.go
+	rows = append(rows, s.msixRows(ctx)...)   // msix.go
+	rows = append(rows, s.virtioRows(ctx)...) // virtio.go
+	return append(rows, s.jailRows(ctx)...)   // jail.go
 }
 
 // bootRows: exec to the guest's first exit, and boot-to-power-off wall
