@@ -12,8 +12,11 @@
  * blk_bytes=<bytes each, a multiple of 512> discard=<sector>,
  * discard_n=<sectors> (when the device offers DISCARD); net_me=<IPv4
  * hex> net_peer=<IPv4 hex> pings=<n>, or net_dhcp=1; net_host=<IPv4 hex>
- * udp_port=<n> tcp_port=<n> (virtio_net.c). Output, a line each (the
- * tests match them):
+ * udp_port=<n> tcp_port=<n>, net_send=<frames> net_len=<bytes> (virtio_net.c);
+ * for benchmarks blk_verify=0 (no pattern) and blk_random=1 (4 KiB
+ * requests spread over the disk). Output, a line each (the tests and
+ * make bench match them; "virtio-blk write start" and "read start" come
+ * right before the ring-3 loops):
  *
  *   virtio 00:DD.0 type=<n> features=<hex> queues=<n>
  *   virtio-blk capacity=<sectors> id=<GET_ID string>      (by interrupt)
@@ -79,8 +82,6 @@
  * BARs above 4 GiB, which this guest does not map): inside govmm's 32-bit
  * window, past the test device's; and its DMA memory, from 16 MiB. */
 #define MY_BARS 0xC4000000UL
-#define DMA_BASE 0x1000000UL
-#define DMA_PER_DEV 0x400000UL
 #define VEC_BASE 0x60 /* device d: config 0x60+4d, queue q 0x61+4d+q */
 
 static inline void out32(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
@@ -333,6 +334,8 @@ static void mark(u8 v)
 /* ring3 runs vargs in ring 3 (virtio_user.c). */
 void ring3(void) { user_call((u64)virtio_user_main, (u64)user_stack + USER_STACK_SIZE - 8); }
 
+static u64 blk_verify = 1, blk_random; /* blk_verify=0 for benchmarks: no pattern */
+
 static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc, u64 disc_n)
 {
 	struct vq *q = setup_queue(d, 0, vqi);
@@ -369,8 +372,12 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 	vargs.sector = sector;
 	vargs.count = n;
 	vargs.bytes = bytes;
-	vargs.verify = 1;
-	if (sector + n * (bytes / 512) > cap)
+	vargs.verify = blk_verify;
+	vargs.random = blk_random;
+	vargs.span = (cap - sector) / 8;
+	if (blk_random && (bytes != 4096 || !vargs.span))
+		vfail("blk_random=1 takes blk_bytes=4096 and a disk past blk_sector");
+	if (!blk_random && sector + n * (bytes / 512) > cap)
 		vfail("blk_sector, blk_n and blk_bytes reach past the disk");
 	if (d->features & BLK_F_RO) {
 		vargs.op = VOP_BLK_WRITE;
@@ -383,6 +390,7 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 	} else {
 		vargs.op = VOP_BLK_WRITE;
 		vargs.want_status = BLK_S_OK;
+		puts("virtio-blk write start\n");
 		mark(0x70);
 		ring3();
 		mark(0x71);
@@ -410,7 +418,8 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 	vargs.op = VOP_BLK_READ;
 	vargs.count = n;
 	vargs.want_status = BLK_S_OK;
-	vargs.verify = !(d->features & BLK_F_RO);
+	vargs.verify = blk_verify && !(d->features & BLK_F_RO);
+	puts("virtio-blk read start\n");
 	mark(0x72);
 	ring3();
 	mark(0x73);
@@ -467,6 +476,10 @@ void mode_virtio(u64 (*arg)(const char *key, int base, u64 def))
 	net_args.host = arg("net_host", 16, 0);
 	net_args.udp_port = arg("udp_port", 10, 0);
 	net_args.tcp_port = arg("tcp_port", 10, 0);
+	net_args.send = arg("net_send", 10, 0);
+	net_args.send_len = arg("net_len", 10, 1514);
+	blk_verify = arg("blk_verify", 10, 1);
+	blk_random = arg("blk_random", 10, 0);
 	pio_write(0x21, 0xff);
 	pio_write(0xa1, 0xff);
 	lapic_enable();

@@ -75,6 +75,8 @@ struct virtio_args {
 	u64 done;       /* requests completed */
 	u64 len;        /* VOP_NET_*: frame length (in or out) */
 	u64 frame;      /* VOP_NET_*: the frame's buffer */
+	u64 random;     /* blk: sectors spread over the disk instead of in a row */
+	u64 span;       /* blk, random: 4 KiB blocks to spread over */
 };
 
 extern struct virtio_args vargs;

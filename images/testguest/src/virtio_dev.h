@@ -8,6 +8,11 @@
 #include "kernel.h"
 #include "virtio.h"
 
+/* Each device's DMA memory: rings, buffers, data; from 16 MiB. */
+#define DMA_BASE 0x1000000UL
+#define DMA_PER_DEV 0x400000UL
+#define DMA_USER_SPAN DMA_PER_DEV /* made user-accessible for ring 3 */
+
 struct vdev {
 	u32 slot, type, nq;
 	u64 common, isr, device, notify_base;
@@ -31,6 +36,7 @@ void net_test(struct vdev *d, u32 vqi, u64 me, u64 peer, u64 pings);
  * net_host=<hex IPv4> with udp_port=<n> and tcp_port=<n> (talk to it). */
 struct net_args {
 	u64 dhcp, host, udp_port, tcp_port;
+	u64 send, send_len; /* net_send frames of net_len bytes to the peer's port 9, from ring 3 */
 };
 extern struct net_args net_args;
 u32 virtio_irq_count(u32 vector);

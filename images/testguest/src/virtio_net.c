@@ -104,7 +104,8 @@ static void repost(struct netq *n, u32 slot)
 	*n->rx->notify = n->rx->index;
 }
 
-static u32 my_ip; /* answered in ARP once known */
+static u32 my_ip;   /* answered in ARP once known */
+static u32 peer_ip; /* whose MAC arp() found */
 static void arp_reply(struct netq *n, const u8 *req);
 
 /* next waits for a frame that is not an ARP request for my_ip (those
@@ -149,8 +150,10 @@ static void arp(struct netq *n, u32 me, u32 peer)
 		u32 len, slot;
 		u8 *r = next(n, &len, &slot);
 		int ok = len >= 42 && get16be(r + 12) == ETH_ARP && get16be(r + 20) == 2 && get32be(r + 28) == peer;
-		if (ok)
+		if (ok) {
 			copy(peer_mac, r + 22, 6);
+			peer_ip = peer;
+		}
 		repost(n, slot);
 		if (ok) {
 			puts("virtio-net arp reply from ");
@@ -254,7 +257,8 @@ static u16 l4sum(u32 src, u32 dst, u8 proto, const u8 *seg, u32 len)
 	return r ? r : 0xFFFF;
 }
 
-static void udp_send(struct netq *n, const u8 *dst_mac, u32 src, u32 dst, u16 sport, u16 dport, const u8 *data, u32 len)
+/* udp_frame builds a UDP datagram in tx_buf without sending it. */
+static void udp_frame(struct netq *n, const u8 *dst_mac, u32 src, u32 dst, u16 sport, u16 dport, const u8 *data, u32 len)
 {
 	u8 *u = ip_frame(n, dst_mac, src, dst, 17, 8 + len);
 	put16be(u, sport);
@@ -263,6 +267,11 @@ static void udp_send(struct netq *n, const u8 *dst_mac, u32 src, u32 dst, u16 sp
 	put16be(u + 6, 0);
 	copy(u + 8, data, len);
 	put16be(u + 6, l4sum(src, dst, 17, u, 8 + len));
+}
+
+static void udp_send(struct netq *n, const u8 *dst_mac, u32 src, u32 dst, u16 sport, u16 dport, const u8 *data, u32 len)
+{
+	udp_frame(n, dst_mac, src, dst, sport, dport, data, len);
 	send(n, 14 + 20 + 8 + len);
 }
 
@@ -434,6 +443,43 @@ static void tcp_exchange(struct netq *n, u32 host, u16 port)
 	puts("\n");
 }
 
+/* send_bench sends count UDP frames of len bytes (14 to 1514) to the
+ * peer's discard port from ring 3, polling the transmit queue with
+ * interrupts suppressed. */
+static void send_bench(struct netq *n, u64 count, u64 len)
+{
+	if (len < 42 || len > 1514)
+		vfail("net_len must be 42 to 1514");
+	u8 *frame = (u8 *)(n->d->dma + 0x100000);
+	u8 *hdr = (u8 *)(n->d->dma + 0xF000);
+	for (int i = 0; i < NET_HDR; i++)
+		hdr[i] = 0;
+	u8 pay[1472];
+	for (u32 i = 0; i < sizeof(pay); i++)
+		pay[i] = (u8)i;
+	u32 plen = (u32)len - 42;
+	udp_frame(n, peer_mac, my_ip, peer_ip, 40002, 9, pay, plen);
+	copy(frame, (u8 *)(n->tx_buf + NET_HDR), (u32)len);
+	make_user_accessible(n->d->dma, n->d->dma + DMA_USER_SPAN);
+	n->tx->avail[0] = VRING_AVAIL_F_NO_INTERRUPT;
+	vargs.op = VOP_NET_SEND;
+	vargs.q = n->tx;
+	vargs.hdrs = (u64)hdr;
+	vargs.frame = (u64)frame;
+	vargs.len = len;
+	vargs.count = count;
+	puts("virtio-net send start\n");
+	ring3();
+	if (vargs.error)
+		vfail("net send: no answer from the device");
+	puts("virtio-net sent n=");
+	putdec(vargs.done);
+	puts(" bytes=");
+	putdec(vargs.done * len);
+	puts("\n");
+	n->tx->avail[0] = 0;
+}
+
 void net_test(struct vdev *d, u32 vqi, u64 me, u64 peer, u64 pings)
 {
 	struct netq n = {d, setup_queue(d, 0, vqi), setup_queue(d, 1, vqi + 1), d->dma + 0x10000, d->dma + 0xC000};
@@ -457,6 +503,8 @@ void net_test(struct vdev *d, u32 vqi, u64 me, u64 peer, u64 pings)
 	arp(&n, (u32)me, (u32)peer);
 	for (u64 s = 1; s <= pings; s++)
 		ping(&n, (u32)me, (u32)peer, (u16)s);
+	if (a->send)
+		send_bench(&n, a->send, a->send_len);
 	if (a->udp_port)
 		udp_exchange(&n, a->host, (u16)a->udp_port);
 	if (a->tcp_port)

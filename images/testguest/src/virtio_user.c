@@ -64,6 +64,16 @@ static void blk_post(struct vq *q, u64 s, u32 type, u64 sector, u64 buf, u32 len
 	publish(q, d);
 }
 
+/* blk_sector is request i's first sector: in a row from vargs.sector, or
+ * with vargs.random a 4 KiB block spread over vargs.span of them by a
+ * multiplicative hash (the same for the write and the read back). */
+static u64 blk_sector(u64 i)
+{
+	if (!vargs.random)
+		return vargs.sector + i * (vargs.bytes / 512);
+	return vargs.sector + (i * 2654435761UL % vargs.span) * 8;
+}
+
 static void blk_io(int write)
 {
 	struct vq *q = vargs.q;
@@ -74,7 +84,7 @@ static void blk_io(int write)
 		u64 batch = vargs.count - i < slots ? vargs.count - i : slots;
 		for (u64 s = 0; s < batch; s++) {
 			u64 buf = vargs.data + s * vargs.bytes;
-			u64 sector = vargs.sector + (i + s) * (vargs.bytes / 512);
+			u64 sector = blk_sector(i + s);
 			if (write && vargs.verify) {
 				u64 off = sector * 512;
 				for (u64 k = 0; k < vargs.bytes; k++)
@@ -93,7 +103,7 @@ static void blk_io(int write)
 				return;
 			}
 			if (!write && vargs.verify) {
-				u64 off = (vargs.sector + (i + s) * (vargs.bytes / 512)) * 512;
+				u64 off = blk_sector(i + s) * 512;
 				const u8 *buf = (const u8 *)(vargs.data + s * vargs.bytes);
 				for (u64 k = 0; k < vargs.bytes; k++)
 					if (buf[k] != PATTERN(off + k)) {
