@@ -75,7 +75,11 @@ func Receive(conn net.Conn, check func(machine.SavedConfig) error, progress func
 	for {
 		rec, err := in.rr.read()
 		if err != nil {
-			return nil, fmt.Errorf("incoming migration: %w", phaseErr(fmt.Sprintf("round %d of pages", round), err))
+			what := "first round of pages"
+			if round > 0 {
+				what = fmt.Sprintf("pages and state after round %d", round-1)
+			}
+			return nil, fmt.Errorf("incoming migration: %w", phaseErr(what, err))
 		}
 		in.Bytes += int64(recHeader + len(rec.Payload) + recSum)
 		switch rec.Type {

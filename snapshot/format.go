@@ -159,6 +159,9 @@ func Decode(data []byte) (*File, string, error) {
 		return nil, "", &FormatError{Reason: fmt.Sprintf(format, args...)}
 	}
 	le := binary.LittleEndian
+	if len(data) == 0 {
+		return fail("empty: the snapshot was not completely written")
+	}
 	if len(data) < len(Magic) || string(data[:len(Magic)]) != Magic {
 		if len(data) < len(Magic) && bytes.HasPrefix([]byte(Magic), data) {
 			return fail("truncated at %d bytes, inside its magic: the snapshot was not completely written", len(data))
@@ -258,3 +261,5 @@ func baseName(name string) string {
 	}
 	return name
 }
+
+func sha256Sum(b []byte) [sumLen]byte { return sha256.Sum256(b) }
