@@ -126,6 +126,9 @@ func (n *Network) ReadPacket(p []byte) (int, error) {
 
 // WritePacket hands the guest's frame to the network.
 func (n *Network) WritePacket(iov [][]byte) error {
+	if len(iov) == 0 {
+		return nil // an empty frame: nothing to send
+	}
 	b := iov[0]
 	if len(iov) > 1 {
 		b = nil
