@@ -431,6 +431,7 @@ func (d *Debugger) release(ctx context.Context) error {
 			ids = append(ids, i)
 		}
 	}
+	d.primary = nil // a stop not yet waited for is over once the machine goes on
 	d.mu.Unlock()
 	acts := make([]vcpu.Action, len(ids))
 	for k, id := range ids {
@@ -516,6 +517,7 @@ func (d *Debugger) Step(ctx context.Context, id int) error {
 	}
 	d.mu.Lock()
 	c.mode, c.atExit, c.during = stepping, false, nil
+	d.primary = nil
 	d.mu.Unlock()
 	return d.vcpus[id].Release(ctx, vcpu.Step)
 }
