@@ -12,6 +12,9 @@
 #                         make run-check gives the guest through -drive
 set -euo pipefail
 pkgs=(gcc binutils linux-libc-dev lz4 xz-utils zstd qemu-system-x86 busybox-static ca-certificates acpica-tools e2fsprogs)
+# The gdb stub's test runs gdb; gdb-minimal (no Python) can be copied into
+# testvm's machine. A gdb already installed is kept.
+command -v gdb >/dev/null 2>&1 || pkgs+=(gdb-minimal)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,6 +26,10 @@ type inspectOptions struct {
 	gdb       string // -gdb tcp:HOST:PORT or unix:PATH
 	step      bool   // govmm step (step.go)
 	symbols   *stepper.Symbols
+	// gdbListener is -gdb's socket, opened before Landlock (gdb.go);
+	// gdbTarget what gdb's target remote takes to reach it.
+	gdbListener net.Listener
+	gdbTarget   string
 }
 
 // defaultFlight is how many exits the flight recorder keeps.

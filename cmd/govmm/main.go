@@ -78,6 +78,12 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		if err := debugOff(opts, args, "-gdb", stderr); err != nil {
 			return 2, err
 		}
+		l, target, err := listenGDB(opts.inspect.gdb)
+		if err != nil {
+			return 2, err
+		}
+		defer l.Close()
+		opts.inspect.gdbListener, opts.inspect.gdbTarget = l, target
 	}
 	return runVM(ctx, opts, stdin, stdout, stderr)
 }

@@ -57,15 +57,18 @@ var (
 		"--no-warn-rwx-segments", "--build-id=none"}
 )
 
-// Build assembles and links every lesson into cacheDir/lessons-<hash>/
-// (hash of the sources and the recipe), reusing a finished build, and
-// returns that folder: the images are Name.elf in it. It needs gcc and ld.
+// Build assembles and links every lesson into
+// cacheDir/testguest-lessons-<hash>/ (hash of the sources and the
+// recipe), reusing a finished build, and returns that folder: the images
+// are Name.elf in it. It needs gcc and ld, except when the build is
+// there already (make guests builds it before the tests, which may run
+// in testvm's emulated machine, where there is no gcc).
 func Build(cacheDir string) (string, error) {
 	hash, err := sourceHash()
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cacheDir, "lessons-"+hash)
+	dir := filepath.Join(cacheDir, lessonsPrefix+hash)
 	if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
 		return dir, nil
 	}

@@ -1,6 +1,8 @@
-// Command mkguests builds the project's test guests into a cache folder
-// and prints where they are, so tests that cannot run gcc (inside the
-// emulated test machine) find them built.
+// Command mkguests builds the project's test guests and teaching guests
+// (lessons) into a cache folder, with a copy of the host's gdb and its
+// libraries (the gdb kit), and prints where they are, so tests that
+// cannot run gcc or find gdb (inside the emulated test machine) find them
+// built.
 package main
 
 import (
@@ -9,6 +11,7 @@ import (
 	"os"
 
 	"github.com/govmm/govmm/images/testguest"
+	"github.com/govmm/govmm/images/testguest/lessons"
 )
 
 func main() {
@@ -20,4 +23,18 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println(g.Dir)
+	l, err := lessons.Build(*cache)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mkguests:", err)
+		os.Exit(1)
+	}
+	fmt.Println(l)
+	kit, err := lessons.BuildGDBKit(*cache)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mkguests:", err)
+		os.Exit(1)
+	}
+	if kit != "" {
+		fmt.Println(kit)
+	}
 }
