@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/govmm/govmm/devices"
@@ -33,6 +34,7 @@ type mobility struct {
 	quiescers []Quiescer
 	quiesced  []Quiescer // those quiesced by the current pause
 	dirty     dirtyLogs
+	stopping  atomic.Bool // Stop was called
 }
 
 // Quiescer is a device with work of its own besides the vCPUs' exits (a
@@ -199,7 +201,13 @@ func (m *Machine) Paused() bool {
 
 // Stop ends the guest from outside, paused or running: Run returns with
 // vcpu.StopCanceled. It may be called from any goroutine.
-func (m *Machine) Stop() { m.finish(vcpu.StopCanceled, 0, false) }
+func (m *Machine) Stop() {
+	m.mob.stopping.Store(true)
+	m.finish(vcpu.StopCanceled, 0, false)
+}
+
+// Stopping reports whether Stop was called.
+func (m *Machine) Stopping() bool { return m.mob.stopping.Load() }
 
 // WithPause runs f with the guest paused: paused first unless it already
 // was, and resumed after unless it was paused before. Pause and Resume

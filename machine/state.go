@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/memory"
@@ -262,3 +263,10 @@ func (m *Machine) SavedConfig() SavedConfig {
 	}
 	return m.cfg.savedConfig(cmdline)
 }
+
+// Restored reports whether the machine was restored (Config.Restore)
+// rather than booted.
+func (m *Machine) Restored() bool { return m.cfg.restoring() }
+
+// Started is when the VMM started (Config.Start).
+func (m *Machine) Started() time.Time { return m.cfg.Start }

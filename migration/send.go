@@ -72,6 +72,9 @@ type Options struct {
 	// Pagemap is /proc/self/pagemap, for the first round of a restored
 	// guest (memory.DataPages); nil sends every page of such a guest.
 	Pagemap io.ReaderAt
+	// HandedOver, if set, is called once the destination runs the guest,
+	// before the source's machine is stopped.
+	HandedOver func(Result)
 }
 
 func (o *Options) defaults() {
@@ -378,6 +381,9 @@ func (s *sender) finish(ctx context.Context, conn net.Conn, log *machine.DirtyLo
 	s.res.Sent = s.tw.sent
 	if s.o.Progress != nil {
 		s.o.Progress(Progress{Phase: PhaseDone, Round: s.res.Rounds, Sent: s.tw.sent, Pages: s.res.Pages, Downtime: s.res.Downtime, Elapsed: s.res.Total})
+	}
+	if s.o.HandedOver != nil {
+		s.o.HandedOver(s.res)
 	}
 	s.m.Stop()
 	return s.res, nil
