@@ -178,6 +178,18 @@ static void finish_in_ring3(u64 work, u64 count)
 	exit((int)uargs.status);
 }
 
+/* The end of the usable e820 entry that holds addr, or 0 if none does
+ * (mode=migrate's range ends there). */
+u64 e820_end_at(u64 addr)
+{
+	for (u32 i = 0; i < bi.n_e820; i++) {
+		u64 a = bi.e820[i].addr, end = a + bi.e820[i].size;
+		if (bi.e820[i].type == E820_RAM && addr >= a && addr < end)
+			return end;
+	}
+	return 0;
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 void kmain(u64 boot, u64 info)
@@ -310,6 +322,11 @@ void kmain(u64 boot, u64 info)
 		mode_msixbench(n);
 	} else if (is_word(mode, "pit")) {
 		mode_pit(arg_number("hz", 10, 100), arg_number("ticks", 10, 50));
+	} else if (is_word(mode, "migrate")) {
+		mode_migrate(arg_number("rounds", 10, 0), arg_number("mb", 10, 32),
+			     arg_number("delay", 10, 0), e820_end_at(0x400000));
+	} else if (is_word(mode, "virtio")) {
+		mode_virtio(arg_number);
 	}
-	fail("unknown mode= (want check, triple, pio, mmio, int3, spin, cpuid, mxcsr, acpi, poweroff, powerbutton, pci, msixbench or pit)");
+	fail("unknown mode= (want check, triple, pio, mmio, int3, spin, cpuid, mxcsr, acpi, poweroff, powerbutton, pci, msixbench, pit, migrate or virtio)");
 }

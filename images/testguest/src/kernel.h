@@ -63,7 +63,15 @@ void mode_pci(void) __attribute__((noreturn));
 void mode_msixbench(u64 n) __attribute__((noreturn));
 void mode_pit(u64 hz, u64 ticks) __attribute__((noreturn));
 
+/* virtio.c; it reads its options with arg (kernel.c's arg_number) */
+void mode_virtio(u64 (*arg)(const char *key, int base, u64 def)) __attribute__((noreturn));
+
 void mode_mxcsr(int boot) __attribute__((noreturn)); /* boot: BOOT_LINUX or BOOT_PVH */
+
+/* migrate.c; kernel.c's e820_end_at is where the usable RAM holding an
+ * address ends */
+void mode_migrate(u64 rounds, u64 mb, u64 delay, u64 ram_end) __attribute__((noreturn));
+u64 e820_end_at(u64 addr);
 
 /* entry.S: ldmxcsr of *p; returns 1 if it raised #GP (trap() resumes at
  * ldmxcsr_try_fault), 0 if it loaded. */
