@@ -64,11 +64,11 @@ func FindCulprit(h *vcpu.Handle, exit kvm.Exit, emulated bool) (c Culprit, ok bo
 		nBefore = 0
 	}
 	atRIP := func() bool {
-		in, err := vcpu.Decode(at[:nAt], mode, regs.RIP)
+		in, err := vcpu.DecodeInst(at[:nAt], mode)
 		if err != nil || !matches(&in, exit, regs) {
 			return false
 		}
-		c.Insn, c.RIP, c.Linear, c.Done = in, regs.RIP, pc, false
+		c.Insn, c.RIP, c.Linear, c.Done = vcpu.Describe(in, at[:nAt], mode, regs.RIP), regs.RIP, pc, false
 		return true
 	}
 	behind := func() bool {
@@ -76,18 +76,18 @@ func FindCulprit(h *vcpu.Handle, exit kvm.Exit, emulated bool) (c Culprit, ok bo
 		copy(buf[:], before[:nBefore])
 		copy(buf[15:], at[:nAt])
 		for k := 1; k <= nBefore && uint64(k) <= regs.RIP; k++ {
-			in, err := vcpu.Decode(buf[15-k:15+nAt], mode, regs.RIP-uint64(k))
+			in, err := vcpu.DecodeInst(buf[15-k:15+nAt], mode)
 			if err != nil || in.Len != k || !matches(&in, exit, regs) {
 				continue
 			}
 			// The shortest match may have lost its legacy prefixes (rep,
 			// an operand or address size, a segment): take them back.
 			for p := k + 1; p <= nBefore && uint64(p) <= regs.RIP && isLegacyPrefix(buf[15-p]); p++ {
-				if longer, err := vcpu.Decode(buf[15-p:15+nAt], mode, regs.RIP-uint64(p)); err == nil && longer.Len == p && longer.Op == in.Op {
+				if longer, err := vcpu.DecodeInst(buf[15-p:15+nAt], mode); err == nil && longer.Len == p && longer.Op == in.Op {
 					in, k = longer, p
 				}
 			}
-			c.Insn, c.RIP, c.Linear, c.Done = in, regs.RIP-uint64(k), pc-uint64(k), true
+			c.Insn, c.RIP, c.Linear, c.Done = vcpu.Describe(in, buf[15-k:15+nAt], mode, regs.RIP-uint64(k)), regs.RIP-uint64(k), pc-uint64(k), true
 			return true
 		}
 		return false
@@ -112,7 +112,7 @@ func FindCulprit(h *vcpu.Handle, exit kvm.Exit, emulated bool) (c Culprit, ok bo
 }
 
 // matches says whether in could have made exit.
-func matches(in *vcpu.Instruction, exit kvm.Exit, regs *kvm.Regs) bool {
+func matches(in *x86asm.Inst, exit kvm.Exit, regs *kvm.Regs) bool {
 	switch e := exit.(type) {
 	case *kvm.IOExit:
 		var out bool
@@ -127,7 +127,7 @@ func matches(in *vcpu.Instruction, exit kvm.Exit, regs *kvm.Regs) bool {
 			return false
 		}
 		// The port: an immediate, or DX.
-		for _, a := range in.Inst.Args {
+		for _, a := range in.Args {
 			switch a := a.(type) {
 			case x86asm.Imm:
 				return uint16(a) == e.Port
@@ -139,7 +139,7 @@ func matches(in *vcpu.Instruction, exit kvm.Exit, regs *kvm.Regs) bool {
 		}
 		return uint16(regs.RDX) == e.Port // string forms take DX implicitly
 	case *kvm.MMIOExit:
-		for _, a := range in.Inst.Args {
+		for _, a := range in.Args {
 			if _, ok := a.(x86asm.Mem); ok {
 				return true
 			}

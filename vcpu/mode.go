@@ -100,11 +100,21 @@ type Instruction struct {
 // Decode decodes the instruction at the start of code in mode m; pc is its
 // address, which makes branch targets absolute in Text.
 func Decode(code []byte, m Mode, pc uint64) (Instruction, error) {
+	in, err := DecodeInst(code, m)
+	if err != nil {
+		return Instruction{}, fmt.Errorf("at %#x: %w", pc, err)
+	}
+	return Describe(in, code, m, pc), nil
+}
+
+// DecodeInst decodes the instruction at the start of code without
+// writing it out: cheaper, for looking at many candidates.
+func DecodeInst(code []byte, m Mode) (x86asm.Inst, error) {
 	if m.Bits() == 0 {
-		return Instruction{}, fmt.Errorf("cannot decode in mode %v", m)
+		return x86asm.Inst{}, fmt.Errorf("cannot decode in mode %v", m)
 	}
 	if len(code) == 0 {
-		return Instruction{}, fmt.Errorf("no instruction bytes at %#x", pc)
+		return x86asm.Inst{}, fmt.Errorf("no instruction bytes")
 	}
 	in, err := x86asm.Decode(code, m.Bits())
 	if err == nil && in.Op == 0 {
@@ -112,10 +122,16 @@ func Decode(code []byte, m Mode, pc uint64) (Instruction, error) {
 		err = fmt.Errorf("the bytes end inside an instruction")
 	}
 	if err != nil {
-		return Instruction{}, fmt.Errorf("undecodable bytes % x at %#x: %w", code[:min(len(code), 15)], pc, err)
+		return x86asm.Inst{}, fmt.Errorf("undecodable bytes % x: %w", code[:min(len(code), 15)], err)
 	}
+	return in, nil
+}
+
+// Describe completes a decoded instruction: its bytes (from code) and
+// its text.
+func Describe(in x86asm.Inst, code []byte, m Mode, pc uint64) Instruction {
 	i := Instruction{Len: in.Len, Inst: in, Op: in.Op, Mode: m, PC: pc}
 	copy(i.Raw[:], code[:in.Len])
 	i.Text = x86asm.IntelSyntax(in, pc, nil)
-	return i, nil
+	return i
 }
