@@ -38,7 +38,7 @@ func (s *suite) fail(err error) cell {
 }
 
 // measurements are the names -only takes.
-var measurements = []string{"boot", "rss", "pio", "mmio", "msix", "jail", "virtio"}
+var measurements = []string{"boot", "rss", "pio", "mmio", "msix", "jail", "virtio", "trace"}
 
 func (s *suite) wants(m string) bool {
 	return s.only == "" || slices.Contains(strings.Split(s.only, ","), m)
@@ -56,6 +56,7 @@ func (s *suite) all(ctx context.Context) []row {
 	rows = append(rows, s.exitRows(ctx)...)
 	rows = append(rows, s.msixRows(ctx)...)   // msix.go
 	rows = append(rows, s.virtioRows(ctx)...) // virtio.go
+	rows = append(rows, s.traceRows(ctx)...)  // trace.go
 	return append(rows, s.jailRows(ctx)...)   // jail.go
 }
 
