@@ -61,6 +61,31 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// TestWalkthroughs: every lesson has its walkthrough in docs/lessons, and
+// each walkthrough names the symbols it has the student break at, which
+// the image must have.
+func TestWalkthroughs(t *testing.T) {
+	for _, l := range All {
+		doc, err := os.ReadFile(filepath.Join("..", "..", "..", l.Doc))
+		if err != nil {
+			t.Errorf("%s: its walkthrough: %v", l.Name, err)
+			continue
+		}
+		src, err := Source(l.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(doc), "\n") {
+			if i := strings.Index(line, "(step) b "); i >= 0 {
+				sym := strings.Fields(line[i+len("(step) b "):])[0]
+				if sym != "clear" && sym != "exit" && sym != "port" && !strings.Contains(string(src), sym+":") {
+					t.Errorf("%s: the walkthrough breaks at %q, which %s.S does not define", l.Doc, sym, l.Name)
+				}
+			}
+		}
+	}
+}
+
 // TestGoldenTraces: every lesson has a golden trace that ends with the
 // guest's write to the debug-exit device, status 0.
 func TestGoldenTraces(t *testing.T) {
