@@ -15,8 +15,9 @@
 //
 // An error is a JSON Error with a status: 400 for a request that cannot
 // be done as asked, 409 when the guest's state forbids it now (already
-// paused, a migration under way), 404 and 405 for other paths and
-// methods, 500 when the VMM failed.
+// paused, a migration under way), 404 for another path or method, 500
+// when the VMM failed, 502 when a migration's destination cannot be
+// reached.
 package api
 
 import "time"

@@ -143,3 +143,19 @@ func (m *Machine) restoreDevices(saved map[string]DeviceState) error {
 	}
 	return nil
 }
+
+// everyDeviceSaved refuses a State that would leave a device out: each
+// virtio device must have joined with addDevice (its queues and
+// configuration are state the guest's driver relies on).
+func (m *Machine) everyDeviceSaved() error {
+	var virtio []string
+	for _, d := range m.cfg.Devices {
+		if isVirtio(string(d)) {
+			virtio = append(virtio, strings.SplitN(string(d), ",", 2)[0])
+		}
+	}
+	if len(virtio) > len(m.mob.stateful) {
+		return fmt.Errorf("saving the machine's state: its virtio devices (%s) cannot save their state yet: run the guest without -drive, -net and -rng to snapshot or migrate it", strings.Join(virtio, ", "))
+	}
+	return nil
+}

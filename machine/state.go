@@ -118,6 +118,9 @@ func (m *Machine) SaveState() (*State, error) {
 }
 
 func (m *Machine) saveStateLocked() (*State, error) {
+	if err := m.everyDeviceSaved(); err != nil {
+		return nil, err
+	}
 	s := &State{Config: m.SavedConfig(), Devices: map[string]DeviceState{}}
 	s.VM.Clock = kvm.ClockData{Clock: m.mob.clock.Clock, Flags: m.mob.clock.Flags}
 	for i := range s.VM.IRQChips {

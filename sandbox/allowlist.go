@@ -208,3 +208,54 @@ func UserNetworkRules() []Rule {
 		Rule{Syscall: "fstat", Why: "-net user: the resolver reads its files"},
 	)
 }
+
+// MobilityRequests are the KVM ioctls that pausing, snapshots and
+// migration add to KVMRequests: the VM's clock, interrupt controllers and
+// PIT, the vCPU state KVMRequests lacks, and dirty-page logging.
+var MobilityRequests = []Case{
+	ioctlCase("KVM_GET_CLOCK", 0x8030ae7c),              // a pause reads the kvmclock...
+	ioctlCase("KVM_SET_CLOCK", 0x4030ae7b),              // ...and Resume sets it back
+	ioctlCase("KVM_KVMCLOCK_CTRL", 0xaead),              // tells the guest it was paused
+	ioctlCase("KVM_GET_IRQCHIP", 0xc208ae62),            // the PICs and IOAPIC in a State
+	ioctlCase("KVM_GET_PIT2", 0x8070ae9f),               // the in-kernel PIT in a State
+	ioctlCase("KVM_GET_XCRS", 0x8188aea6),               // vCPU state
+	ioctlCase("KVM_GET_DEBUGREGS", 0x8080aea1),          // vCPU state
+	ioctlCase("KVM_GET_TSC_KHZ", 0xaea3),                // vCPU state
+	ioctlCase("KVM_GET_CPUID2", 0xc008ae91),             // vCPU state
+	ioctlCase("KVM_GET_DIRTY_LOG", 0x4010ae42),          // migration rounds, diff snapshots
+	ioctlCase("KVM_SET_USER_MEMORY_REGION", 0x4020ae46), // turning dirty logging on and off on the RAM slots
+}
+
+// MobilityRules are added to the filter when govmm serves the control API
+// (-api): its socket, snapshots into the -snapshot-dir folders (Landlock
+// confines which), and migrations out over TCP.
+func MobilityRules() []Rule {
+	const api = "-api: the control API's connections"
+	const snap = "-api: writing a snapshot's files (Landlock keeps them to -snapshot-dir)"
+	const mig = "-api: a migration's TCP connection to the destination"
+	return []Rule{
+		{Syscall: "ioctl", Why: "-api: pause, state, dirty logging", Cases: MobilityRequests},
+		{Syscall: "accept4", Why: api},
+		{Syscall: "getsockname", Why: api + "; " + mig},
+		{Syscall: "getpeername", Why: mig},
+		{Syscall: "shutdown", Why: api},
+		{Syscall: "socket", Why: mig + " (IPv4 or IPv6 only)", Cases: []Case{
+			{Name: "AF_INET", Conds: []Cond{{Arg: 0, Op: Equal, Value: unix.AF_INET}}},
+			{Name: "AF_INET6", Conds: []Cond{{Arg: 0, Op: Equal, Value: unix.AF_INET6}}},
+		}},
+		{Syscall: "connect", Why: mig},
+		{Syscall: "setsockopt", Why: mig + ": Go sets TCP_NODELAY and keep-alives"},
+		{Syscall: "getsockopt", Why: mig + ": SO_ERROR when the connection is made"},
+		{Syscall: "openat", Why: snap},
+		{Syscall: "mkdirat", Why: snap},
+		{Syscall: "newfstatat", Why: snap},
+		{Syscall: "fstat", Why: snap},
+		{Syscall: "ftruncate", Why: snap + ": the memory file's length, sparse"},
+		{Syscall: "pwrite64", Why: snap + ": the memory file's pages"},
+		{Syscall: "fsync", Why: snap + ": each file and the folder, before the state file is renamed in"},
+		{Syscall: "renameat", Why: snap + ": the state file into place"},
+		{Syscall: "unlinkat", Why: snap + ": the memory file of the snapshot replaced"},
+		{Syscall: "getdents64", Why: snap + ": finding that memory file"},
+		{Syscall: "lseek", Why: "-api: SEEK_DATA finds the pages of guest RAM's memfd that hold data"},
+	}
+}

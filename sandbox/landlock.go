@@ -20,6 +20,10 @@ type Files struct {
 	// Network leaves TCP unconfined: user-mode networking (virtio-net
 	// user) connects and listens for the guest.
 	Network bool
+	// Connect leaves outgoing TCP connections unconfined (binds stay
+	// refused): a live migration connects to its destination, on a port
+	// known only when it is asked for.
+	Connect bool
 }
 
 // LandlockABI is the Landlock ABI version this kernel offers, 0 when it
@@ -47,6 +51,9 @@ func Restrict(f Files, bestEffort bool) (int, error) {
 		return 0, errors.New("landlock: this kernel has no Landlock (it needs Linux 5.13 or later with landlock in its lsm= list): run with -landlock auto or off")
 	}
 	cfg := landlock.V7.BestEffort()
+	if f.Connect {
+		cfg.HandledAccessNet &^= llsys.AccessNetConnectTCP
+	}
 	var rules []landlock.Rule
 	if p := existing(f.Read); len(p) > 0 {
 		rules = append(rules, landlock.ROFiles(p...))

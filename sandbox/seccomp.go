@@ -64,6 +64,7 @@ const DeniedPrefix = "govmm: seccomp: denied system call "
 // policy turns the allow-list into go-seccomp-bpf's form, with action for
 // everything not on it.
 func policy(rules []Rule, action seccompbpf.Action) (*seccompbpf.Policy, error) {
+	rules = merge(rules)
 	g := seccompbpf.SyscallGroup{Action: seccompbpf.ActionAllow}
 	var failed []seccompbpf.SyscallGroup
 	for _, r := range rules {
@@ -236,10 +237,45 @@ func Print(w io.Writer, pid int) error {
 	for _, r := range UserNetworkRules() {
 		fmt.Fprintf(w, "%-16s %3d  %s\n", r.Syscall, arch.X86_64.SyscallNames[r.Syscall], r.Why)
 	}
+	fmt.Fprintf(w, "\nWith the control API (-api), also:\n")
+	for _, r := range MobilityRules() {
+		fmt.Fprintf(w, "%-16s %3d  %s\n", r.Syscall, arch.X86_64.SyscallNames[r.Syscall], r.Why)
+		for _, c := range r.Cases {
+			fmt.Fprintf(w, "%22s %s\n", "", c.Name)
+		}
+	}
 	prog, err := Program(rules, seccompbpf.ActionTrap)
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "\n%d system calls, %d BPF instructions.\n", len(rules), len(prog))
 	return err
+}
+
+// merge makes one rule of each system call that several rule sets allow
+// (the base list, -net user's, -api's): allowed always if any allows it
+// always, else in any of their cases. The first rule's place and errno
+// stand.
+func merge(rules []Rule) []Rule {
+	at := map[string]int{}
+	var out []Rule
+	for _, r := range rules {
+		i, ok := at[r.Syscall]
+		if !ok {
+			at[r.Syscall] = len(out)
+			r.Cases = append([]Case(nil), r.Cases...)
+			out = append(out, r)
+			continue
+		}
+		o := &out[i]
+		switch {
+		case o.Errno != 0 || r.Errno != 0:
+			// A call the base list fails on purpose stays failed.
+		case len(o.Cases) == 0 || len(r.Cases) == 0:
+			o.Cases = nil
+		default:
+			o.Cases = append(o.Cases, r.Cases...)
+		}
+	}
+	return out
 }

@@ -142,7 +142,7 @@ func TestRequestsMatchHeaders(t *testing.T) {
 	dir := t.TempDir()
 	var src strings.Builder
 	src.WriteString("#include <stdio.h>\n#include <linux/kvm.h>\n#include <sys/ioctl.h>\nint main(void){\n")
-	all := append(append([]Case{}, KVMRequests...), TerminalRequests...)
+	all := append(append(append([]Case{}, KVMRequests...), TerminalRequests...), MobilityRequests...)
 	for _, c := range all {
 		fmt.Fprintf(&src, "printf(\"%s %%#lx\\n\", (unsigned long)(%s));\n", c.Name, c.Name)
 	}
@@ -193,6 +193,8 @@ func TestMain(m *testing.M) {
 		_, errOK := os.ReadFile(os.Getenv("ALLOWED"))
 		_, errDenied := os.ReadFile(os.Getenv("DENIED"))
 		fmt.Printf("abi %d\nallowed: %v\ndenied: %v\n", abi, errOK, errDenied)
+	case "landlock-connect":
+		landlockConnectChild()
 	}
 	os.Exit(0)
 }

@@ -29,10 +29,11 @@ type options struct {
 	confine                 confineOptions
 	verbose                 bool
 	help                    bool
-	reboot                  rebootMode     // -reboot
-	shutdownTimeout         time.Duration  // -shutdown-timeout: SIGTERM's grace period
-	dumpACPI                string         // -dump-acpi DIR
-	inspect                 inspectOptions // -trace, -stats, -flight, -gdb (inspect.go)
+	reboot                  rebootMode      // -reboot
+	shutdownTimeout         time.Duration   // -shutdown-timeout: SIGTERM's grace period
+	dumpACPI                string          // -dump-acpi DIR
+	inspect                 inspectOptions  // -trace, -stats, -flight, -gdb (inspect.go)
+	mob                     mobilityOptions // -api, -snapshot-dir, -restore, -incoming (mobility.go)
 }
 
 const defaultCmdline = "console=ttyS0 reboot=k panic=-1"
@@ -51,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	var p powerFlagValues
 	addPowerFlags(fs, o, &p)
 	addInspectFlags(fs, &o.inspect)
+	addMobilityFlags(fs, &o.mob)
 	fs.StringVar(&o.serial, "serial", "stdio", "where the serial console goes: stdio (the terminal, raw, Ctrl-A x quits), file:PATH (output only), none")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print what the VMM does: boot path, layout, exit counts, fixups")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
@@ -58,7 +60,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: govmm -kernel FILE [-initrd FILE] [-mem SIZE] [-cpus N] [-append CMDLINE] [flags]\n"+
 			"       govmm exec [flags] -- CMD...   (run CMD in the default Linux guest; see govmm exec -h)\n"+
-			"       govmm jail -uid UID -gid GID [jail flags] -- [govmm flags]   (run govmm in a jail; see govmm jail -h)\n\n"+
+			"       govmm jail -uid UID -gid GID [jail flags] -- [govmm flags]   (run govmm in a jail; see govmm jail -h)\n"+
+			"       govmm -restore DIR | -incoming tcp:HOST:PORT [flags]   (a saved or migrating guest instead of a kernel)\n"+
+			"       govmm ctl -api PATH COMMAND   (control a govmm started with -api PATH; see govmm ctl -h)\n\n"+
 			"Runs one virtual machine on KVM. Exit status: 0 when the guest powers off,\n"+
 			"123 when it resets (see -reboot), the guest's status when it writes one to\n"+
 			"the debug-exit port (0xf4), 130/143 on SIGINT/SIGTERM, 159 when the seccomp\n"+
@@ -81,8 +85,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: govmm takes only flags (run govmm -h)", fs.Arg(0))
 	}
-	if o.kernel == "" && o.dumpACPI == "" {
-		return nil, fmt.Errorf("no kernel: give one with -kernel FILE (a bzImage or an ELF vmlinux)")
+	if err := o.mob.apply(fs); err != nil {
+		return nil, err
+	}
+	if o.kernel == "" && o.dumpACPI == "" && !o.mob.bootless() {
+		return nil, fmt.Errorf("no kernel: give one with -kernel FILE (a bzImage or an ELF vmlinux), or -restore DIR or -incoming tcp:HOST:PORT")
 	}
 	if err := v.apply(o); err != nil {
 		return nil, err

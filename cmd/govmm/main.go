@@ -55,6 +55,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 			return runStep(ctx, args[1:], stdin, stdout, stderr)
 		case "jail":
 			return runJail(ctx, args[1:], stdin, stdout, stderr)
+		case "ctl":
+			return runCtl(ctx, args[1:], stdout, stderr)
 		case jail.InitArg: // the jail's PID 1, started by govmm jail
 			return jail.Init(), nil
 		case jailProbeArg: // the jail tests' stand-in for govmm

@@ -76,6 +76,8 @@ func confineFiles(o *options, stderr io.Writer) error {
 		Read:      append([]string{"/proc/cpuinfo"}, dev.Read...),
 		ReadWrite: append([]string{o.kvmPath}, dev.ReadWrite...),
 		Network:   dev.Network,
+		Dirs:      slices.Clone(o.mob.snapshotDirs), // snapshots through the control API
+		Connect:   o.mob.api != "",                  // its migrations connect to their destination
 	}
 	if o.cacheDir != "" {
 		// The fast path creates it; it must exist to be named in a rule.
@@ -119,6 +121,9 @@ func confineCalls(o *options, stderr io.Writer) func() error {
 		var extra []sandbox.Rule
 		if machine.DeviceAccessOf(o.devices).Network {
 			extra = sandbox.UserNetworkRules()
+		}
+		if o.mob.api != "" {
+			extra = append(extra, sandbox.MobilityRules()...)
 		}
 		if err := sandbox.Install(o.confine.seccomp, extra...); err != nil {
 			return err

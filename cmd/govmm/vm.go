@@ -16,9 +16,9 @@ import (
 // runVM builds the machine from the options and runs it to the end.
 func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Writer) (int, error) {
 	start := time.Now()
-	kernel, err := os.ReadFile(o.kernel)
+	kernel, err := readKernel(o.kernel) // none for -restore, -incoming
 	if err != nil {
-		return 1, fmt.Errorf("reading the kernel: %w", err)
+		return 1, err
 	}
 	var initrd []byte
 	if o.initrd != "" {
@@ -60,6 +60,11 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 	if o.inspect.step {
 		cfg.SerialIn = nil // stdin has the stepper's commands
 	}
+	mob, err := prepareMobility(o, &cfg, stderr) // -api, -restore, -incoming: before Landlock
+	if err != nil {
+		return 1, err
+	}
+	defer mob.close()
 	in, err := newInspector(o, &cfg) // opens -trace's file: before Landlock
 	if err != nil {
 		return 1, err
@@ -67,13 +72,20 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 	if err := confineFiles(o, stderr); err != nil {
 		return 1, errors.Join(err, in.finish(nil, stderr))
 	}
-	cfg.Confine = confineCalls(o, stderr)
+	cfg.Confine = mob.confine(confineCalls(o, stderr))
+	if err := mob.receive(ctx, &cfg); err != nil { // -incoming: the guest arrives
+		return 1, errors.Join(err, in.finish(nil, stderr))
+	}
 	prepare := time.Since(start)
 	m, err := machine.New(cfg)
 	if err != nil {
+		mob.failed(err)
 		return 1, errors.Join(err, in.finish(nil, stderr))
 	}
 	defer closeMachine(m, o.verbose, stderr)
+	if err := mob.started(m, &cfg, in.stats); err != nil {
+		return 1, errors.Join(err, in.finish(nil, stderr))
+	}
 	in.start(m, stderr)
 	runCtx, stopRun := context.WithCancel(ctx) // the stepper's quit, gdb's k
 	defer stopRun()
@@ -88,6 +100,9 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 	ferr := fe.finish(ctx, res, err)
 	if ierr := errors.Join(in.finish(err, stderr), ferr); ierr != nil && err == nil {
 		return 1, ierr
+	}
+	if to := mob.migratedTo(); to != "" && err == nil {
+		return 0, nil // the guest runs on at to: said when it left
 	}
 	if err != nil {
 		var ge *vcpu.GuestError
