@@ -24,3 +24,12 @@ func TestUserNetworkRules(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUserNetworkWithMobility: a guest with -net user under -api gets
+// both extra lists, which name some calls twice (socket, openat, ...):
+// the filter still assembles, and allows what either allows.
+func TestUserNetworkWithMobility(t *testing.T) {
+	if _, err := Program(append(append(Rules(1), UserNetworkRules()...), MobilityRules()...), seccompbpf.ActionTrap); err != nil {
+		t.Fatalf("Program(base + user network + mobility) = %v", err)
+	}
+}
