@@ -19,7 +19,7 @@ export CGO_ENABLED := 0
 export GOVMM_CACHE := $(CACHE)
 
 # Packages whose tests run guests on KVM.
-KVM_PKGS := ./kvm/... ./vcpu/... ./machine/... ./cmd/govmm/...
+KVM_PKGS := ./kvm/... ./vcpu/... ./machine/... ./cmd/govmm/... ./snapshot/... ./migration/... ./api/...
 
 # make run's knobs (scripts/run.sh): CMD runs a command instead of a shell,
 # ARGS adds govmm flags, TESTVM=auto|always|never says where govmm runs.
