@@ -98,9 +98,14 @@ type Breakpoint struct {
 var ErrNoSlot = errors.New("all four debug registers hold breakpoints")
 
 // AddBreakpoint stops the machine when a vCPU is about to run the
-// instruction at linear address addr. It takes a debug register while
-// one is free; else, unless hardOnly, it writes an int3 there. The
-// machine must be stopped. Adding an address twice is not an error.
+// instruction at linear address addr. With hardOnly it takes a debug
+// register. Otherwise, where KVM emulates the guest (PVM hosts), it takes
+// a debug register while one is free, then an int3: there the int3 of a
+// breakpoint in real mode would be run as an interrupt, and in ring 0 it
+// is an emulation failure that the debugger must catch. With hardware
+// virtualization it writes an int3, as debuggers do: unlimited, and it
+// stops ring-3 code too. The machine must be stopped. Adding an address
+// twice is not an error.
 func (d *Debugger) AddBreakpoint(ctx context.Context, addr uint64, hardOnly bool) (Breakpoint, error) {
 	d.mu.Lock()
 	if _, ok := d.bps.hardAt(addr); ok {
@@ -111,11 +116,13 @@ func (d *Debugger) AddBreakpoint(ctx context.Context, addr uint64, hardOnly bool
 		d.mu.Unlock()
 		return Breakpoint{addr, false}, nil
 	}
-	for i := range hardSlots {
-		if !d.bps.used[i] {
-			d.bps.used[i], d.bps.hard[i] = true, addr
-			d.mu.Unlock()
-			return Breakpoint{addr, true}, nil
+	if hardOnly || d.emulated {
+		for i := range hardSlots {
+			if !d.bps.used[i] {
+				d.bps.used[i], d.bps.hard[i] = true, addr
+				d.mu.Unlock()
+				return Breakpoint{addr, true}, nil
+			}
 		}
 	}
 	d.mu.Unlock()

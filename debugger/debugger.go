@@ -113,6 +113,10 @@ type cpu struct {
 	// emulator moved RIP past an OUT or MMIO write).
 	atExit, exitDone bool
 	during           []string
+	// reinsert is an int3 breakpoint the vCPU is stepping off: its
+	// instruction's byte is back in memory until the step ends.
+	reinsert    uint64
+	hasReinsert bool
 }
 
 // Debugger is the vCPUs of one machine under a front end's control.
@@ -311,15 +315,16 @@ func (d *Debugger) Handled(*vcpu.Event) {}
 func (d *Debugger) debugExit(ev *vcpu.Event, c *cpu, e *kvm.DebugExit) vcpu.Action {
 	const dr6BS = 1 << 14
 	if e.Exception == 3 { // #BP: an int3 breakpoint, or the guest's own
-		pc, err := ev.State.PC()
-		if err == nil && d.bps.softAt(pc) {
-			return d.hold(ev.VCPU, Stop{Why: AtBreakpoint, Addr: pc, Break: -1}, vcpu.Stop)
+		// KVM reports the int3's linear address; RIP is still on it.
+		if d.bps.softAt(e.PC) {
+			return d.hold(ev.VCPU, Stop{Why: AtBreakpoint, Addr: e.PC, Break: -1}, vcpu.Stop)
 		}
-		return d.hold(ev.VCPU, Stop{Why: Trap, Addr: pc, Break: -1}, vcpu.Stop)
+		return d.hold(ev.VCPU, Stop{Why: Trap, Addr: e.PC, Break: -1}, vcpu.Stop)
 	}
 	if e.DR6&dr6BS != 0 {
 		switch c.mode {
 		case stepping:
+			d.reinsert(ev, c)
 			return d.hold(ev.VCPU, Stop{Why: Stepped, Break: -1}, vcpu.Stop)
 		case skipping:
 			return d.skipped(ev, c)
@@ -335,10 +340,44 @@ func (d *Debugger) debugExit(ev *vcpu.Event, c *cpu, e *kvm.DebugExit) vcpu.Acti
 // again and the vCPU runs on.
 func (d *Debugger) skipped(ev *vcpu.Event, c *cpu) vcpu.Action {
 	c.mode = running
+	d.reinsert(ev, c)
 	if err := ev.State.SetGuestDebug(d.bps.guestDebug(noSkip)); err != nil {
 		return d.hold(ev.VCPU, Stop{Why: Trap, Break: -1}, vcpu.Stop)
 	}
 	return vcpu.Continue
+}
+
+// reinsert writes back the int3 a vCPU stepped off, if it still marks a
+// breakpoint. Called with mu, on the vCPU's thread.
+func (d *Debugger) reinsert(ev *vcpu.Event, c *cpu) {
+	if !c.hasReinsert {
+		return
+	}
+	c.hasReinsert = false
+	if d.bps.softAt(c.reinsert) {
+		// A failure leaves the original byte: the breakpoint is lost,
+		// the guest is not harmed.
+		_, _ = ev.State.WriteLinear(c.reinsert, []byte{0xCC})
+	}
+}
+
+// offSoft puts back the byte under an int3 breakpoint at pc, for a step
+// off it; reinsert writes the int3 again when the step ends. It reports
+// whether there was one. Called on the vCPU's thread, without mu.
+func (d *Debugger) offSoft(h *vcpu.Handle, id int, pc uint64) (bool, error) {
+	d.mu.Lock()
+	orig, ok := d.bps.soft[pc]
+	d.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	if _, err := h.WriteLinear(pc, []byte{orig}); err != nil {
+		return false, err
+	}
+	d.mu.Lock()
+	d.cpus[id].reinsert, d.cpus[id].hasReinsert = pc, true
+	d.mu.Unlock()
+	return true, nil
 }
 
 // emulationFailure catches the int3 of a breakpoint that KVM's emulator
@@ -370,6 +409,7 @@ func (d *Debugger) access(ev *vcpu.Event, c *cpu) vcpu.Action {
 		if c.mode == skipping {
 			return d.skipped(ev, c)
 		}
+		d.reinsert(ev, c)
 		return d.hold(ev.VCPU, Stop{Why: Stepped, Break: -1}, vcpu.StopAfter)
 	}
 	stop := Stop{Exit: info, Break: -1}
@@ -444,7 +484,11 @@ func (d *Debugger) release(ctx context.Context) error {
 			slot, on := d.bps.hardAt(pc)
 			g := d.bps.guestDebug(slot)
 			d.mu.Unlock()
-			if on {
+			soft, err := d.offSoft(h, id, pc)
+			if err != nil {
+				return err
+			}
+			if on || soft {
 				acts[k] = vcpu.Step
 			}
 			return h.SetGuestDebug(g)
@@ -511,6 +555,9 @@ func (d *Debugger) Step(ctx context.Context, id int) error {
 		slot, _ := d.bps.hardAt(pc)
 		g := d.bps.guestDebug(slot)
 		d.mu.Unlock()
+		if _, err := d.offSoft(h, id, pc); err != nil {
+			return err
+		}
 		return h.SetGuestDebug(g)
 	}); err != nil {
 		return err

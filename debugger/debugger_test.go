@@ -206,3 +206,43 @@ func TestWaitEnded(t *testing.T) {
 		t.Errorf("Wait() after the run = %v, want ErrEnded", err)
 	}
 }
+
+// TestSoftBreakpointsWithHardware: with hardware virtualization a
+// breakpoint is an int3 (KVM reports it as a #BP); Continue and Step from
+// it run the instruction it covers, once, and put the int3 back.
+func TestSoftBreakpointsWithHardware(t *testing.T) {
+	m := startMachineOn(t, false, []byte{nop, nop, nop, nop, nop, hlt})
+	m.wait(t)
+	b, err := m.d.AddBreakpoint(ctx10(t), 0x1001, false)
+	if err != nil || b.Hard {
+		t.Fatalf("AddBreakpoint() = %+v, %v, want an int3", b, err)
+	}
+	if _, err := m.d.AddBreakpoint(ctx10(t), 0x1003, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.d.Continue(ctx10(t)); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.wait(t); s.Why != AtBreakpoint || s.Addr != 0x1001 || m.cpus[0].ran != 1 {
+		t.Fatalf("stop = %+v after %d instructions, want the int3 at 0x1001 after 1", s, m.cpus[0].ran)
+	}
+	if err := m.d.Step(ctx10(t), 0); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.wait(t); s.Why != Stepped || m.cpus[0].rip() != 0x1002 || m.cpus[0].ran != 2 || m.cpus[0].mem[0x1001] != 0xcc {
+		t.Fatalf("step off the int3: %+v at %#x after %d, memory %#x; want a step to 0x1002 after 2, the int3 back", s, m.cpus[0].rip(), m.cpus[0].ran, m.cpus[0].mem[0x1001])
+	}
+	if err := m.d.Continue(ctx10(t)); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.wait(t); s.Why != AtBreakpoint || s.Addr != 0x1003 || m.cpus[0].ran != 3 {
+		t.Fatalf("stop = %+v after %d, want the int3 at 0x1003 after 3", s, m.cpus[0].ran)
+	}
+	if err := m.d.Continue(ctx10(t)); err != nil {
+		t.Fatal(err)
+	}
+	m.d.StopAll()
+	if s := m.wait(t); s.Why != Interrupted || m.cpus[0].ran != 5 || m.cpus[0].mem[0x1003] != 0xcc {
+		t.Fatalf("stop = %+v after %d, memory %#x; want interrupted at the hlt after 5, the int3 back", s, m.cpus[0].ran, m.cpus[0].mem[0x1003])
+	}
+}

@@ -53,6 +53,12 @@ func (f *fakeCPU) Run() (kvm.Exit, error) {
 		}
 		op := f.mem[rip]
 		switch op {
+		case 0xcc: // int3: KVM's #BP exit, RIP still on it
+			if f.debug.Control&kvm.GuestDebugUseSWBP != 0 {
+				f.mu.Unlock()
+				return &kvm.DebugExit{Exception: 3, PC: rip}, nil
+			}
+			panic("the fake CPU has no IDT for the guest's own int3")
 		case 0xf4: // hlt: wait for a kick
 			f.mu.Unlock()
 			<-f.kick
@@ -123,6 +129,13 @@ func (nopDevice) Write(uint64, []byte) {}
 // debugger that holds them before their first instruction.
 func startMachine(t *testing.T, programs ...[]byte) *machine {
 	t.Helper()
+	return startMachineOn(t, true, programs...)
+}
+
+// startMachineOn is startMachine on a host that emulates the guest (PVM)
+// or not (hardware virtualization), which decides the breakpoints' kind.
+func startMachineOn(t *testing.T, emulated bool, programs ...[]byte) *machine {
+	t.Helper()
 	ram := make([]byte, 0x10000)
 	for i, p := range programs {
 		copy(ram[0x1000+0x100*i:], p)
@@ -145,7 +158,7 @@ func startMachine(t *testing.T, programs ...[]byte) *machine {
 		m.cpus = append(m.cpus, f)
 		vs = append(vs, vcpu.New(vcpu.Config{ID: i, HW: f, IO: io, MMIO: devices.NewBus(devices.MMIO), Mem: mem}))
 	}
-	m.d = New(vs, true)
+	m.d = New(vs, emulated)
 	for _, v := range vs {
 		v.SetObserver(m.d)
 	}

@@ -149,10 +149,9 @@ func (m *Machine) WriteMemory(ctx context.Context, id int, addr uint64, p []byte
 	return m.d.WriteMemory(ctx, id, addr, p)
 }
 
-// AddBreakpoint sets a breakpoint: Z1 (hard) takes a debug register;
-// Z0 one too while there is one free (nothing is written to the guest,
-// and it works in real mode and, on PVM hosts, wherever KVM emulates),
-// else an int3.
+// AddBreakpoint sets a breakpoint: Z1 (hard) takes a debug register; Z0
+// is an int3 with hardware virtualization, and on PVM hosts a debug
+// register while one is free (see debugger.AddBreakpoint).
 func (m *Machine) AddBreakpoint(ctx context.Context, addr uint64, hard bool) error {
 	_, err := m.d.AddBreakpoint(ctx, addr, hard)
 	return err
