@@ -45,13 +45,12 @@ var ripLine = regexp.MustCompile(`(?m)^rip=(0x[0-9a-f]+) (.*?)(    ; .*)?$`)
 // through the first lesson: single steps visit the real-mode guest's
 // instructions one by one with their register changes, the step over the
 // OUT is one instruction like every other, a break on the serial port
-// stops at the first OUT, and the session ends with the guest's exit.
+// stops at its first access after that, breaks on exits stop at each, and
+// the session ends with the guest's exit.
 func TestStepperThroughAPipe(t *testing.T) {
 	kvmtest.Require(t)
 	out, status := stepSession(t, "hello16", strings.Join([]string{
-		"step 7", // cli .. mov al, 3: to the OUT of the line control register
-		"s",      // the OUT itself
-		"s",
+		"step 9", // from cli on, through the OUT of the line control register
 		"b port 0x3f8-0x3ff",
 		"c", // the first access to COM1 after this: the IN of putc
 		"b clear",
@@ -71,7 +70,11 @@ func TestStepperThroughAPipe(t *testing.T) {
 	for _, m := range ripLine.FindAllStringSubmatch(out, -1) {
 		got = append(got, m[1]+" "+m[2])
 	}
-	want := []string{
+	// The program in order: each step runs one instruction, the OUT too.
+	// With hardware virtualization the step at mov ss runs mov sp as well:
+	// the CPU holds debug traps for one instruction after loading SS
+	// (Intel SDM vol. 3, 6.8.3); KVM's emulator (PVM hosts) does not.
+	program := []string{
 		"0x7c00 cli", // the first stop
 		"0x7c01 xor ax, ax",
 		"0x7c03 mov ds, ax",
@@ -82,13 +85,19 @@ func TestStepperThroughAPipe(t *testing.T) {
 		"0x7c0f out dx, al",
 		"0x7c10 mov si, 0x7c33", // the step that ran the OUT
 		"0x7c13 lodsb byte ptr [si]",
+		"0x7c14 test al, al",
+	}
+	shadowed := append(append([]string{}, program[:4]...), program[5:]...)
+	rest := []string{
 		"0x7c27 in al, dx",  // break port: the IN of putc's first wait
 		"0x7c31 out dx, al", // break exit io: the next exit is the OUT of 'H'...
 		"0x7c27 in al, dx",  // ... and, an empty line repeating cont, the next IN
 		"0x7c1f out 0xf4, al",
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("rip lines:\n%s\nwant:\n%s\nsession:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), out)
+	emulated := strings.Join(append(append([]string{}, program[:10]...), rest...), "\n")
+	hardware := strings.Join(append(append([]string{}, shadowed[:10]...), rest...), "\n")
+	if g := strings.Join(got, "\n"); g != emulated && g != hardware {
+		t.Errorf("rip lines:\n%s\nwant (KVM emulating):\n%s\nor (hardware virtualization):\n%s\nsession:\n%s", g, emulated, hardware, out)
 	}
 	for _, s := range []string{
 		"  changed: rflags=0x46", // after xor ax, ax: ZF and PF
