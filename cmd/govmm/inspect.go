@@ -159,7 +159,7 @@ func (in *inspector) finish(runErr error, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "  %s\n", recs[i].String())
 		}
 	}
-	if in.show && in.stats != nil {
+	if in.show && in.stats != nil && in.done != nil { // the machine was built
 		in.print(stderr, "govmm: ")
 	}
 	var errs []error
