@@ -137,3 +137,34 @@ func TestChanged(t *testing.T) {
 		t.Errorf("spaceOf mixes up the buses")
 	}
 }
+
+// FuzzParse: any line parses or is refused, and what parses keeps the
+// bounds the stepper relies on.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"s 10", "b port 0x3f8-0x3ff", "b mmio 0xd0000000+0x1000", "x rsp 32", "b exit io", "d", "vcpu 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		c, err := Parse(line)
+		if err != nil {
+			return
+		}
+		switch c.Op {
+		case OpStep, OpDisas:
+			if c.N < 1 {
+				t.Fatalf("Parse(%q) = %d instructions", line, c.N)
+			}
+		case OpMem:
+			if c.Len < 1 || c.Len > 4096 || c.Addr == "" {
+				t.Fatalf("Parse(%q) = mem %q %d", line, c.Addr, c.Len)
+			}
+		case OpBreak:
+			if (c.Break == BreakPort || c.Break == BreakMMIO) && c.Lo > c.Hi {
+				t.Fatalf("Parse(%q) = range %#x-%#x", line, c.Lo, c.Hi)
+			}
+			if c.Break == BreakPort && c.Hi > 0xffff {
+				t.Fatalf("Parse(%q) = port %#x", line, c.Hi)
+			}
+		}
+	})
+}
