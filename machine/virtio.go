@@ -35,7 +35,13 @@ type virtioSpec struct {
 }
 
 // isVirtio says whether a device word names a virtio device.
-func isVirtio(s string) bool { return strings.HasPrefix(s, "virtio-") }
+func isVirtio(s string) bool {
+	switch splitOptions(s)[0] {
+	case virtioBlk, virtioNet, virtioRNG:
+		return true
+	}
+	return false
+}
 
 // splitOptions splits a QEMU-style option list at single commas.
 func splitOptions(s string) []string {
