@@ -99,6 +99,9 @@ var (
 	kvmGetXCRs       = ior(0xa6, unsafe.Sizeof(XCRs{}))          // KVM_GET_XCRS
 	kvmSetXCRs       = iow(0xa7, unsafe.Sizeof(XCRs{}))          // KVM_SET_XCRS
 	kvmKVMClockCtrl  = ioNoArg(0xad)                             // KVM_KVMCLOCK_CTRL
+	kvmSetDeviceAttr = iow(0xe1, unsafe.Sizeof(deviceAttr{}))    // KVM_SET_DEVICE_ATTR (vCPU attributes: the TSC offset)
+	kvmGetDeviceAttr = iow(0xe2, unsafe.Sizeof(deviceAttr{}))    // KVM_GET_DEVICE_ATTR
+	kvmHasDeviceAttr = iow(0xe3, unsafe.Sizeof(deviceAttr{}))    // KVM_HAS_DEVICE_ATTR
 )
 
 // ioctl issues a request whose argument is a plain integer (or none).

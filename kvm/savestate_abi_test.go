@@ -34,5 +34,14 @@ func abiSaveState() []ABIValue {
 		{"KVM_GET_TSC_KHZ", uint64(kvmGetTSCKHz)},
 		{"KVM_SET_TSC_KHZ", uint64(kvmSetTSCKHz)},
 		{"KVM_KVMCLOCK_CTRL", uint64(kvmKVMClockCtrl)},
+		{"sizeof(struct kvm_device_attr)", uint64(unsafe.Sizeof(deviceAttr{}))},
+		off("kvm_device_attr", "group", unsafe.Offsetof(deviceAttr{}.Group)),
+		off("kvm_device_attr", "attr", unsafe.Offsetof(deviceAttr{}.Attr)),
+		off("kvm_device_attr", "addr", unsafe.Offsetof(deviceAttr{}.Addr)),
+		{"KVM_SET_DEVICE_ATTR", uint64(kvmSetDeviceAttr)},
+		{"KVM_GET_DEVICE_ATTR", uint64(kvmGetDeviceAttr)},
+		{"KVM_HAS_DEVICE_ATTR", uint64(kvmHasDeviceAttr)},
+		{"KVM_VCPU_TSC_CTRL", vcpuTSCCtrl},
+		{"KVM_VCPU_TSC_OFFSET", vcpuTSCOffset},
 	}
 }

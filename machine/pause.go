@@ -22,11 +22,15 @@ type mobility struct {
 	// mu guards the fields below.
 	mu     sync.Mutex
 	paused bool
-	// clock is the kvmclock at the pause: Resume sets it back, so the
-	// guest's clock does not move while it is paused.
-	clock     kvm.ClockData
-	pitFrozen devices.PITState // the userspace PIT's state while frozen
-	pausedAt  time.Time
+	// time is the guest's clocks at the pause, which Resume sets back
+	// (clock.go).
+	time guestTime
+	// tscFollowsHost: KVM cannot set this VM's TSC (PVM hosts, whose
+	// guest reads the host's own TSC): the guest's time then runs on
+	// through pauses and restores, the kvmclock with it (clock.go).
+	tscFollowsHost bool
+	pitFrozen      devices.PITState // the userspace PIT's state while frozen
+	pausedAt       time.Time
 
 	msrs []uint32 // KVM's saveable MSRs (KVM_GET_MSR_INDEX_LIST)
 
@@ -66,19 +70,16 @@ var (
 
 // Pause stops the guest where it is: every vCPU out of KVM_RUN and held,
 // every device's work finished (see Quiescer), the userspace PIT frozen,
-// the serial port's output written out, and the kvmclock read so that
-// Resume can set it back. While paused, SaveState may read the machine.
-// It returns ErrPaused when it is paused already, and undoes what it did
-// when it fails (ctx ending included).
+// the serial port's output written out, and the guest's clocks read (each
+// vCPU's TSC and TSC deadline, then the kvmclock) so that Resume can set
+// them back. While paused, SaveState may read the machine. It returns
+// ErrPaused when it is paused already, and undoes what it did when it
+// fails (ctx ending included).
 //
-// Guest time while paused (the choice, after QEMU's): the kvmclock stands
-// still. Resume sets it back to its value at the pause, so CLOCK_MONOTONIC
-// in a guest that uses kvmclock does not jump and its timers do not all
-// fire at once; KVM_KVMCLOCK_CTRL then tells it that it was paused, so its
-// soft-lockup watchdog does not take the pause for a hang. Its wall clock
-// falls behind by the pause, as after a suspend, until NTP or the guest
-// agent sets it. The TSC runs on (KVM cannot stop it); a guest that keeps
-// time by the TSC sees the pause as time passed.
+// Guest time while paused: see clock.go. Where KVM can set the TSC it
+// stands still, as across a snapshot and its restore; KVM_KVMCLOCK_CTRL
+// then tells the guest it was paused, so its soft-lockup watchdog does not
+// take the pause for a hang.
 func (m *Machine) Pause(ctx context.Context) error {
 	m.mob.op.Lock()
 	defer m.mob.op.Unlock()
@@ -119,7 +120,7 @@ func (m *Machine) pauseLocked(ctx context.Context) (err error) {
 	if m.pit != nil {
 		m.mob.pitFrozen = m.pit.Freeze()
 	}
-	if err := m.vm.GetClock(&m.mob.clock); err != nil {
+	if m.mob.time, err = m.readTime(); err != nil {
 		m.thaw()
 		return fmt.Errorf("pausing the guest: %w", err)
 	}
@@ -162,8 +163,7 @@ func (m *Machine) Resume() error {
 }
 
 func (m *Machine) resumeLocked() error {
-	clock := kvm.ClockData{Clock: m.mob.clock.Clock}
-	if err := m.vm.SetClock(&clock); err != nil {
+	if err := m.setTime(m.mob.time); err != nil {
 		return fmt.Errorf("resuming the guest: %w", err)
 	}
 	m.tellPaused()

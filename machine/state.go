@@ -43,6 +43,9 @@ type SavedConfig struct {
 // interrupt controllers and the in-kernel PIT.
 type VMState struct {
 	Clock kvm.ClockData
+	// Wall is the host's wall clock when the clocks were read: a host
+	// that cannot set the TSC moves the kvmclock on from it (clock.go).
+	Wall time.Time
 	// IRQChips are the master PIC, the slave PIC and the IOAPIC, in
 	// ChipID order.
 	IRQChips [3]kvm.IRQChip
@@ -122,7 +125,7 @@ func (m *Machine) saveStateLocked() (*State, error) {
 		return nil, err
 	}
 	s := &State{Config: m.SavedConfig(), Devices: map[string]DeviceState{}}
-	s.VM.Clock = kvm.ClockData{Clock: m.mob.clock.Clock, Flags: m.mob.clock.Flags}
+	s.VM.Clock, s.VM.Wall = kvm.ClockData{Clock: m.mob.time.Clock}, m.mob.time.Wall
 	for i := range s.VM.IRQChips {
 		s.VM.IRQChips[i].ChipID = uint32(i)
 		if err := m.vm.GetIRQChip(&s.VM.IRQChips[i]); err != nil {
@@ -135,11 +138,21 @@ func (m *Machine) saveStateLocked() (*State, error) {
 			return nil, fmt.Errorf("saving the machine's state: %w", err)
 		}
 	}
-	for _, v := range m.vcpus {
+	for i, v := range m.vcpus {
 		v.MSRs = m.mob.msrs
 		st, err := v.SaveState()
 		if err != nil {
 			return nil, fmt.Errorf("saving the machine's state: %w", err)
+		}
+		// The TSC as it was at the pause, in step with the kvmclock then.
+		if i < len(m.mob.time.TSCs) {
+			for j := range st.MSRs {
+				for _, t := range m.mob.time.TSCs[i] {
+					if st.MSRs[j].Index == t.Index {
+						st.MSRs[j].Data = t.Data
+					}
+				}
+			}
 		}
 		s.VCPUs = append(s.VCPUs, st)
 	}
@@ -167,6 +180,9 @@ func (m *Machine) setupMobility() error {
 	m.mob.msrs = msrs
 	for _, v := range m.vcpus {
 		v.MSRs = msrs
+	}
+	if err := m.probeTSC(); err != nil {
+		return err
 	}
 	if !m.cfg.restoring() {
 		return nil
@@ -209,13 +225,15 @@ func (m *Machine) restoreState(s *State) error {
 			return fmt.Errorf("restore: %w", err)
 		}
 	}
+	t := guestTime{Clock: s.VM.Clock.Clock, Wall: s.VM.Wall}
 	for i, v := range m.vcpus {
 		if err := v.RestoreState(s.VCPUs[i]); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
+		t.TSCs = append(t.TSCs, vcpu.TimeOf(s.VCPUs[i]))
 	}
-	clock := kvm.ClockData{Clock: s.VM.Clock.Clock}
-	if err := m.vm.SetClock(&clock); err != nil {
+	// Every TSC exactly, then the kvmclock, together (clock.go).
+	if err := m.setTime(t); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	return nil

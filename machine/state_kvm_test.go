@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/kvm/kvmtest"
 	"github.com/govmm/govmm/memory"
+	"github.com/govmm/govmm/vcpu"
 )
 
 // fakeQuiescer records its calls.
@@ -127,20 +127,41 @@ func TestPauseQuiescesAndKeepsTheClock(t *testing.T) {
 	if len(st.VCPUs) != 1 || st.VCPUs[0].Sregs.CS.Selector&3 != 3 && st.VCPUs[0].Sregs.CS.Selector != 0x10 {
 		t.Errorf("SaveState() vCPUs = %d, CS %#x", len(st.VCPUs), st.VCPUs[0].Sregs.CS.Selector)
 	}
-	time.Sleep(100 * time.Millisecond) // paused time, which the guest's clock must not count
+	t0 := m.mob.time
+	time.Sleep(100 * time.Millisecond) // paused time
 	if err := m.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	var now kvm.ClockData
-	if err := m.vm.GetClock(&now); err != nil {
+	// A second pause right away: the guest's two clocks moved together,
+	// by nothing much where KVM can set the TSC, by the pause where the
+	// TSC is the host's (PVM).
+	if err := m.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Duration(now.Clock - st.VM.Clock.Clock); d < 0 || d > 50*time.Millisecond {
-		t.Errorf("kvmclock moved %v over a 100 ms pause, want it to stand still", d)
+	t1 := m.mob.time
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
 	}
+	khz := st.VCPUs[0].TSCKHz
+	if t0.TSCs[0][0].Index != vcpu.MSRTSC || khz == 0 {
+		t.Fatalf("the pause kept MSR %#x and a TSC of %d kHz, want the TSC's", t0.TSCs[0][0].Index, khz)
+	}
+	dTSC := time.Duration((t1.TSCs[0][0].Data - t0.TSCs[0][0].Data) * 1000 / uint64(khz) * uint64(time.Microsecond))
+	dClock := time.Duration(t1.Clock - t0.Clock)
+	if skew := dTSC - dClock; skew > 10*time.Millisecond || skew < -10*time.Millisecond {
+		t.Errorf("over a 100 ms pause the TSC moved %v and the kvmclock %v: they must move together", dTSC, dClock)
+	}
+	if m.mob.tscFollowsHost {
+		if dClock < 100*time.Millisecond {
+			t.Errorf("the kvmclock moved %v over a 100 ms pause on a host whose TSC runs on: it must run on too", dClock)
+		}
+	} else if dClock > 50*time.Millisecond {
+		t.Errorf("the guest's clocks moved %v over a 100 ms pause, want them to stand still", dClock)
+	}
+	t.Logf("TSC follows the host's: %v; over the pause the TSC moved %v, the kvmclock %v", m.mob.tscFollowsHost, dTSC, dClock)
 	q.mu.Lock()
-	if got := strings.Join(q.calls, ","); got != "quiesce,resume" {
-		t.Errorf("quiescer calls = %s, want quiesce,resume", got)
+	if got := strings.Join(q.calls, ","); got != "quiesce,resume,quiesce,resume" {
+		t.Errorf("quiescer calls = %s, want quiesce,resume twice (two pauses)", got)
 	}
 	q.mu.Unlock()
 }

@@ -216,6 +216,8 @@ var MobilityRequests = []Case{
 	ioctlCase("KVM_GET_CLOCK", 0x8030ae7c),              // a pause reads the kvmclock...
 	ioctlCase("KVM_SET_CLOCK", 0x4030ae7b),              // ...and Resume sets it back
 	ioctlCase("KVM_KVMCLOCK_CTRL", 0xaead),              // tells the guest it was paused
+	ioctlCase("KVM_GET_DEVICE_ATTR", 0x4018aee2),        // a vCPU's TSC offset, which Resume moves back by the pause
+	ioctlCase("KVM_SET_DEVICE_ATTR", 0x4018aee1),        // (KVM_VCPU_TSC_OFFSET)
 	ioctlCase("KVM_GET_IRQCHIP", 0xc208ae62),            // the PICs and IOAPIC in a State
 	ioctlCase("KVM_GET_PIT2", 0x8070ae9f),               // the in-kernel PIT in a State
 	ioctlCase("KVM_GET_XCRS", 0x8188aea6),               // vCPU state

@@ -281,3 +281,59 @@ func writeMSRs(hw StateHardware, msrs []kvm.MSREntry) error {
 	}
 	return nil
 }
+
+// MSRTSC is IA32_TIME_STAMP_COUNTER, the guest's TSC.
+const MSRTSC = 0x10
+
+// TimeMSRs are the MSRs that hold the guest's time on the TSC: the TSC
+// itself, and the LAPIC timer's deadline on it.
+var TimeMSRs = []uint32{MSRTSC, MSRTSCDeadline}
+
+// Time reads the guest's TSC and TSC deadline (the vCPU not running):
+// with the kvmclock, the guest's sense of time, which a pause keeps
+// (machine.Pause) and a restore puts back (SetTime). A vCPU without a
+// TSC-deadline MSR gives the TSC alone.
+func (v *VCPU) Time() ([]kvm.MSREntry, error) {
+	hw, err := v.stateHW("reading the TSC")
+	if err != nil {
+		return nil, err
+	}
+	msrs, err := readMSRs(hw, TimeMSRs)
+	if err != nil {
+		return nil, fmt.Errorf("vcpu %d: reading the TSC: %w", v.ID, err)
+	}
+	return msrs, nil
+}
+
+// SetTime writes what Time read, the TSC before the deadline (which KVM
+// measures on it). Writing every vCPU's time and then the kvmclock in
+// one quick pass keeps the two clocks the guest compares in step.
+func (v *VCPU) SetTime(msrs []kvm.MSREntry) error {
+	hw, err := v.stateHW("setting the TSC")
+	if err != nil {
+		return err
+	}
+	var ordered []kvm.MSREntry
+	for _, idx := range TimeMSRs {
+		for _, m := range msrs {
+			if m.Index == idx {
+				ordered = append(ordered, m)
+			}
+		}
+	}
+	if err := writeMSRs(hw, ordered); err != nil {
+		return fmt.Errorf("vcpu %d: setting the TSC: %w", v.ID, err)
+	}
+	return nil
+}
+
+// TimeOf picks the time MSRs out of a State's MSRs.
+func TimeOf(s State) []kvm.MSREntry {
+	var out []kvm.MSREntry
+	for _, m := range s.MSRs {
+		if slices.Contains(TimeMSRs, m.Index) {
+			out = append(out, m)
+		}
+	}
+	return out
+}

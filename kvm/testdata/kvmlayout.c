@@ -369,6 +369,15 @@ int main(void)
 	NUM(KVM_GET_TSC_KHZ);
 	NUM(KVM_SET_TSC_KHZ);
 	NUM(KVM_KVMCLOCK_CTRL);
+	SIZE(struct kvm_device_attr);
+	OFF(struct kvm_device_attr, group);
+	OFF(struct kvm_device_attr, attr);
+	OFF(struct kvm_device_attr, addr);
+	NUM(KVM_SET_DEVICE_ATTR);
+	NUM(KVM_GET_DEVICE_ATTR);
+	NUM(KVM_HAS_DEVICE_ATTR);
+	NUM(KVM_VCPU_TSC_CTRL);
+	NUM(KVM_VCPU_TSC_OFFSET);
 
 	NUM(KVM_CAP_IRQCHIP);
 	NUM(KVM_CAP_HLT);
