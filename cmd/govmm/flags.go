@@ -62,7 +62,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"       govmm exec [flags] -- CMD...   (run CMD in the default Linux guest; see govmm exec -h)\n"+
 			"       govmm jail -uid UID -gid GID [jail flags] -- [govmm flags]   (run govmm in a jail; see govmm jail -h)\n"+
 			"       govmm -restore DIR | -incoming tcp:HOST:PORT [flags]   (a saved or migrating guest instead of a kernel)\n"+
-			"       govmm ctl -api PATH COMMAND   (control a govmm started with -api PATH; see govmm ctl -h)\n\n"+
+			"       govmm ctl -api PATH COMMAND   (control a govmm started with -api PATH; see govmm ctl -h)\n"+
+			"       govmm step [flags]   (hold the guest at its first instruction and step through its exits; see govmm step -h)\n\n"+
 			"Runs one virtual machine on KVM. Exit status: 0 when the guest powers off,\n"+
 			"123 when it resets (see -reboot), the guest's status when it writes one to\n"+
 			"the debug-exit port (0xf4), 130/143 on SIGINT/SIGTERM, 159 when the seccomp\n"+
@@ -115,7 +116,7 @@ type vmFlagValues struct {
 func addVMFlags(fs *pflag.FlagSet, o *options, v *vmFlagValues) {
 	fs.StringVar(&v.mem, "mem", "512M", "guest RAM: a number with K, M, G or T (binary units); a bare number is MiB")
 	fs.IntVar(&o.cpus, "cpus", 1, "number of vCPUs")
-	fs.StringVar(&v.boot, "boot", "auto", "how to start a bzImage: fast (decompress it in the VMM and boot the ELF inside, cached), bzimage (let the kernel decompress itself), auto (fast, falling back to bzimage)")
+	fs.StringVar(&v.boot, "boot", "auto", "how to start a bzImage: fast (decompress it in the VMM and boot the ELF inside, cached), bzimage (let the kernel decompress itself), auto (fast, falling back to bzimage), real (an ELF below 1 MiB started in real mode at its entry, as firmware starts a boot sector: the teaching guests)")
 	fs.StringVar(&o.kvmPath, "kvm", "/dev/kvm", "the KVM device")
 	fs.StringVar(&o.cacheDir, "cache", defaultCacheDir(), "cache folder for decompressed kernels")
 	fs.StringVar(&v.hide, "hide-cpuid", "auto", "hide CPU features KVM's emulator cannot run on PVM hosts: auto (on PVM hosts only), on, off")
