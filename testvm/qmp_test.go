@@ -2,6 +2,7 @@ package testvm
 
 import (
 	"encoding/json"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -16,6 +17,10 @@ func fakeQMP(t *testing.T, conn net.Conn, greeting string, replies map[string][]
 	go func() {
 		defer conn.Close()
 		if greeting == "" {
+			// Silent: say nothing until the client gives up and closes
+			// (closing here first raced with the client's SetDeadline,
+			// which fails on a closed pipe).
+			_, _ = io.Copy(io.Discard, conn)
 			return
 		}
 		if _, err := conn.Write([]byte(greeting + "\n")); err != nil {
