@@ -1,4 +1,4 @@
-// Package lessons builds govmm's teaching guests: five small assembly
+// Package lessons builds govmm's teaching guests: six small assembly
 // programs (src/, commented for learners) that start in real mode, as a
 // PC does, and show one idea each, with the VM exits it causes. Each has a
 // walkthrough in docs/lessons/ to follow with `govmm step`, and a golden
@@ -32,20 +32,26 @@ type Lesson struct {
 	Name  string // the source is src/Name.S, the image Name.elf
 	Title string
 	Doc   string // the walkthrough, relative to the repository's root
+	// Extra are the govmm flags the lesson needs besides Flags: the
+	// devices it drives.
+	Extra []string
 }
 
-// All are the lessons, in the order to read them. (A sixth, a virtio
-// request, waits for govmm's virtio devices.)
+// Args are the govmm flags to run the lesson with: Flags, then Extra.
+func (l Lesson) Args() []string { return append(append([]string(nil), Flags...), l.Extra...) }
+
+// All are the lessons, in the order to read them.
 var All = []Lesson{
-	{"hello16", "Real mode: hello on the serial port, an exit per byte", "docs/lessons/1-real-mode.md"},
-	{"protected", "The switch to 32-bit protected mode", "docs/lessons/2-protected-mode.md"},
-	{"longmode", "Paging and 64-bit long mode", "docs/lessons/3-long-mode.md"},
-	{"ring3", "Ring 3 and a system call", "docs/lessons/4-ring-3.md"},
-	{"timer", "A timer interrupt from the PIT", "docs/lessons/5-timer.md"},
+	{"hello16", "Real mode: hello on the serial port, an exit per byte", "docs/lessons/1-real-mode.md", nil},
+	{"protected", "The switch to 32-bit protected mode", "docs/lessons/2-protected-mode.md", nil},
+	{"longmode", "Paging and 64-bit long mode", "docs/lessons/3-long-mode.md", nil},
+	{"ring3", "Ring 3 and a system call", "docs/lessons/4-ring-3.md", nil},
+	{"timer", "A timer interrupt from the PIT", "docs/lessons/5-timer.md", nil},
+	{"virtio", "A virtio request: PCI discovery, the status dance and a virtqueue", "docs/lessons/6-virtio.md", []string{"-rng", "on"}},
 }
 
 // Flags are the govmm flags every lesson runs with: the real-mode boot
-// path, and a little RAM.
+// path, and a little RAM. Lesson.Args adds a lesson's own.
 var Flags = []string{"-boot", "real", "-mem", "16M"}
 
 // recipe changes whenever the build steps below do, so the cache key does.

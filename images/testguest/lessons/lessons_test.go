@@ -28,6 +28,7 @@ func TestBuild(t *testing.T) {
 		"longmode":  {"start", "build_page_tables", "paging_on", "long_mode"},
 		"ring3":     {"start", "to_ring3", "user_main", "user_syscall"},
 		"timer":     {"start", "wait_loop", "timer_handler"},
+		"virtio":    {"start", "find_device", "walk_caps", "place_bar", "reset_device", "features", "setup_queue", "make_request", "notify", "wait_used", "used"},
 	}
 	for _, l := range All {
 		path := filepath.Join(dir, l.Name+".elf")
@@ -78,7 +79,7 @@ func TestWalkthroughs(t *testing.T) {
 		for _, line := range strings.Split(string(doc), "\n") {
 			if i := strings.Index(line, "(step) b "); i >= 0 {
 				sym := strings.Fields(line[i+len("(step) b "):])[0]
-				if sym != "clear" && sym != "exit" && sym != "port" && !strings.Contains(string(src), sym+":") {
+				if sym != "clear" && sym != "exit" && sym != "port" && sym != "mmio" && !strings.Contains(string(src), sym+":") {
 					t.Errorf("%s: the walkthrough breaks at %q, which %s.S does not define", l.Doc, sym, l.Name)
 				}
 			}
@@ -103,7 +104,10 @@ func TestGoldenTraces(t *testing.T) {
 			t.Errorf("%s's source does not name its walkthrough %s (%v)", l.Name, l.Doc, err)
 		}
 	}
-	if _, err := Find("virtio"); err == nil {
-		t.Errorf("Find(virtio) = nil error: that lesson waits for virtio")
+	if _, err := Find("no-such-lesson"); err == nil {
+		t.Errorf("Find(no-such-lesson) = nil error, want ErrNoLesson")
+	}
+	if l, err := Find("virtio"); err != nil || strings.Join(l.Args(), " ") != "-boot real -mem 16M -rng on" {
+		t.Errorf("Find(virtio).Args() = %q, %v, want the common flags and -rng on", l.Args(), err)
 	}
 }

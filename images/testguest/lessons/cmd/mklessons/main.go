@@ -1,6 +1,6 @@
 // Command mklessons builds the teaching guests and prints the folder that
 // holds them (hello16.elf, protected.elf, longmode.elf, ring3.elf,
-// timer.elf):
+// timer.elf, virtio.elf):
 //
 //	L=$(go run ./images/testguest/lessons/cmd/mklessons)
 //	bin/govmm step -boot real -mem 16M -kernel $L/hello16.elf
