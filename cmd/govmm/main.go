@@ -12,13 +12,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/govmm/govmm/jail"
 )
 
 func main() {
 	ctx, stop := signalContext(context.Background())
-	status, err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	args := os.Args[1:]
+	if filepath.Base(os.Args[0]) == fcName { // a symlink named firecracker
+		args = append([]string{fcName}, args...)
+	}
+	status, err := run(ctx, args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		if !errors.Is(err, errUsage) {
@@ -57,6 +62,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 			return runJail(ctx, args[1:], stdin, stdout, stderr)
 		case "ctl":
 			return runCtl(ctx, args[1:], stdout, stderr)
+		case fcName: // Firecracker's flags and API (firecracker.go)
+			return runFirecracker(ctx, args[1:], stdout, stderr)
 		case jail.InitArg: // the jail's PID 1, started by govmm jail
 			return jail.Init(), nil
 		case jailProbeArg: // the jail tests' stand-in for govmm
