@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/govmm/govmm/firecracker"
+)
+
+func TestFirecrackerFlags(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "exists.sock")
+	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"no-api needs config", []string{"--no-api"}, "--no-api needs --config-file"},
+		{"seccomp flags exclusive", []string{"--no-seccomp", "--seccomp-filter", "/f"}, "give one"},
+		{"level needs log path", []string{"--level", "Info"}, "need --log-path"},
+		{"bad id", []string{"--id", "a/b"}, "--id"},
+		{"long id", []string{"--id", strings.Repeat("a", 65)}, "--id"},
+		{"payload size", []string{"--http-api-max-payload-size", "100"}, "only the default"},
+		{"describe snapshot", []string{"--describe-snapshot", "/s"}, "own format"},
+		{"argument", []string{"extra"}, "unexpected arguments"},
+		{"unknown flag", []string{"--vsock"}, "unknown flag"},
+		{"socket exists", []string{"--api-sock", sock}, "the path exists"},
+		{"config file missing", []string{"--api-sock", filepath.Join(dir, "a.sock"), "--config-file", filepath.Join(dir, "nope.json")}, "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			status, err := runFirecracker(context.Background(), tc.args, &bytes.Buffer{}, &stderr)
+			if err == nil || status == 0 || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("govmm firecracker %q = %d, %v; want an error with %q", tc.args, status, err, tc.err)
+			}
+		})
+	}
+	// The jailer's flags are taken.
+	o, err := parseFirecrackerFlags([]string{"--id", "vm-1_a", "--start-time-us", "12", "--start-time-cpu-us", "3", "--parent-cpu-time-us", "4", "--api-sock", "/run/x.sock"}, &bytes.Buffer{})
+	if err != nil || o.id != "vm-1_a" || o.startTimeUs != 12 {
+		t.Errorf("jailer flags: %+v, %v", o, err)
+	}
+}
+
+// Kata reads the version from the first line.
+func TestFirecrackerVersion(t *testing.T) {
+	var out bytes.Buffer
+	if status, err := runFirecracker(context.Background(), []string{"--version"}, &out, &bytes.Buffer{}); status != 0 || err != nil {
+		t.Fatalf("--version = %d, %v", status, err)
+	}
+	if first, _, _ := strings.Cut(out.String(), "\n"); first != "Firecracker v1.4.1" {
+		t.Errorf("--version's first line %q, want Firecracker v1.4.1", first)
+	}
+}
+
+func TestFirecrackerBootArgs(t *testing.T) {
+	c := fcConfigForTest()
+	args, dropped := bootArgs(c)
+	if args != "console=ttyS0 reboot=k panic=1 root=PARTUUID=abcd ro" || len(dropped) != 1 {
+		t.Errorf("bootArgs = %q, dropped %q", args, dropped)
+	}
+	devs := deviceWords(c)
+	want := []string{
+		"virtio-blk,file=/img/root,,1.ext4,readonly=on,cache=unsafe,serial=rootfs",
+		"virtio-blk,file=/img/data,cache=writeback,serial=a_very_long_drive_id",
+		"virtio-net,tap=tap0,mac=06:00:ac:10:00:02",
+	}
+	for i, d := range devs {
+		if i >= len(want) || string(d) != want[i] {
+			t.Errorf("device %d %q, want %q", i, d, want)
+		}
+	}
+}
+
+// fcConfigForTest is a configuration as the API builds it: the root
+// drive first.
+func fcConfigForTest() firecracker.VMConfig {
+	return firecracker.VMConfig{
+		Machine:    firecracker.MachineConfig{VCPUCount: 1, MemSizeMiB: 64},
+		BootSource: &firecracker.BootSource{KernelImagePath: "/k", BootArgs: "console=ttyS0 reboot=k panic=1 pci=off"},
+		Drives: []firecracker.Drive{
+			{DriveID: "rootfs", PathOnHost: "/img/root,1.ext4", IsRootDevice: true, IsReadOnly: true, PartUUID: "abcd"},
+			{DriveID: "a_very_long_drive_id_indeed", PathOnHost: "/img/data", CacheType: "Writeback"},
+		},
+		Nets: []firecracker.NetworkInterface{{IfaceID: "eth0", HostDevName: "tap0", GuestMAC: "06:00:ac:10:00:02"}},
+	}
+}
