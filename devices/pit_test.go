@@ -393,8 +393,11 @@ func TestPITCloseWaitsForPulse(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // 20 periods
 	line.mu.Lock()
 	defer line.mu.Unlock()
-	if line.calls != n || n != 2 {
-		t.Errorf("SetLevel calls: %d by Close, %d 20 ms later; want the one pulse's 2, then none", n, line.calls)
+	// A pulse whose edge came before Close took the PIT's lock may still
+	// run before Close returns (on a loaded host the next 1 ms edge can
+	// beat the goroutine that calls Close); none may come after it.
+	if line.calls != n || n < 2 || n%2 != 0 {
+		t.Errorf("SetLevel calls: %d by Close, %d 20 ms later; want whole pulses (2 calls each) by Close, then none", n, line.calls)
 	}
 }
 

@@ -214,8 +214,12 @@ func TestRunWatchdogFakeQEMU(t *testing.T) {
 		stalled  bool
 	}{
 		{"silent", `printf '%s\nstuck\n' "$S"; exec sleep 60`, time.Second, 0, -1, "stuck", "poking it failed", true},
-		{"heartbeat only", `printf '%s\n' "$S"; i=0; while [ $i -lt 40 ]; do echo "testvm-beat $i.5" >&3; sleep 0.1; i=$((i+1)); done; printf 'done\n%s0\n' "$E"`,
-			2 * time.Second, 0, 0, "", "", false},
+		// Heartbeats alone, for over twice the watchdog's 4 s, keep it
+		// quiet; its poke would come after 2 s of silence, which a
+		// shell loop beating every 0.1 s does not leave even on a
+		// loaded host (2 s was once too tight, with 1 s to the poke).
+		{"heartbeat only", `printf '%s\n' "$S"; i=0; while [ $i -lt 100 ]; do echo "testvm-beat $i.5" >&3; sleep 0.1; i=$((i+1)); done; printf 'done\n%s0\n' "$E"`,
+			4 * time.Second, 0, 0, "", "", false},
 		{"watchdog off", `printf '%s\n' "$S"; exec sleep 60`, -1, 3 * time.Second, -1, "did not finish within", "", false},
 	}
 	for _, tt := range tests {
