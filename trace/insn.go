@@ -139,6 +139,14 @@ func matches(in *x86asm.Inst, exit kvm.Exit, regs *kvm.Regs) bool {
 		}
 		return uint16(regs.RDX) == e.Port // string forms take DX implicitly
 	case *kvm.MMIOExit:
+		// A memory operand narrower than the access cannot have made it:
+		// without this, any instruction ending in 00 00 matched as
+		// "add byte ptr [eax], al" when read backwards. (Wider is
+		// possible: KVM splits an access that crosses a page, and one
+		// over 8 bytes, into several exits.)
+		if in.MemBytes != 0 && in.MemBytes < len(e.Data) {
+			return false
+		}
 		for _, a := range in.Args {
 			if _, ok := a.(x86asm.Mem); ok {
 				return true
