@@ -77,7 +77,11 @@ func drain(stop <-chan struct{}, a Activation, i int, q *queue.Queue, c *queue.C
 		for {
 			select {
 			case <-stop:
-				return nil
+				// Stopped (a reset, or the VMM pausing): what was
+				// returned is still signalled, so that a pause loses no
+				// interrupt; it reaches the vCPU's LAPIC, or the MSI-X
+				// pending bits, which the machine's state carries.
+				return signal(a, i, q)
 			default:
 			}
 			ok, err := q.Pop(c)
@@ -95,16 +99,25 @@ func drain(stop <-chan struct{}, a Activation, i int, q *queue.Queue, c *queue.C
 				return err
 			}
 		}
-		need, err := q.NeedInterrupt()
-		if err != nil {
+		if err := signal(a, i, q); err != nil {
 			return err
-		}
-		if need {
-			a.Interrupt(i)
 		}
 		more, err := q.EnableNotify()
 		if err != nil || !more {
 			return err
 		}
 	}
+}
+
+// signal sends queue i's used buffer notification if the driver wants one
+// for what was returned since the last (2.7.7.2).
+func signal(a Activation, i int, q *queue.Queue) error {
+	need, err := q.NeedInterrupt()
+	if err != nil {
+		return err
+	}
+	if need {
+		a.Interrupt(i)
+	}
+	return nil
 }

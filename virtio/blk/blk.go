@@ -189,6 +189,20 @@ func (d *Device) Sectors() uint64 { return d.sectors }
 // Options are the drive's options.
 func (d *Device) Options() Options { return d.opt }
 
+// Flush makes what the device wrote reach the disk (fdatasync), as a
+// FLUSH request does (5.2.6.2): a pause that may hand the disk to
+// another host (a migration over shared storage) calls it. Nothing with
+// cache=unsafe or a read-only disk.
+func (d *Device) Flush() error {
+	if d.opt.Cache == CacheUnsafe || d.opt.ReadOnly {
+		return nil
+	}
+	if err := unix.Fdatasync(int(d.f.Fd())); err != nil {
+		return fmt.Errorf("drive %s: flushing it: %w", d.opt.Path, err)
+	}
+	return nil
+}
+
 // Close closes the file; the device must be reset first.
 func (d *Device) Close() error { return d.f.Close() }
 

@@ -118,6 +118,22 @@ func (d *Device) ReadConfig(off uint64, p []byte) {
 // WriteConfig: the MAC is read-only with VERSION_1 (5.1.4.2).
 func (d *Device) WriteConfig(off uint64, p []byte) {}
 
+// MAC is the card's address, as its configuration space shows it.
+func (d *Device) MAC() net.HardwareAddr { return append(net.HardwareAddr(nil), d.mac...) }
+
+// SetMAC changes the address the configuration space shows (5.1.4): for
+// a restore, before the guest runs (the configuration space is read by
+// the vCPUs without a lock). A driver reads it when it probes the
+// device; one already running keeps the address it read.
+func (d *Device) SetMAC(mac net.HardwareAddr) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("virtio-net: MAC address %v is not 6 bytes", mac)
+	}
+	d.mac = append(net.HardwareAddr(nil), mac...)
+	copy(d.config[:], mac)
+	return nil
+}
+
 // Backend is the card's backend.
 func (d *Device) Backend() Backend { return d.be }
 
@@ -254,6 +270,10 @@ func (d *Device) deliver(stop <-chan struct{}, a virtio.Activation, q *queue.Que
 			}
 			select {
 			case <-stop:
+				// The chains taken for this frame go back unused
+				// (Queue.Unpop); the frame is dropped, as by a card
+				// that is stopped.
+				q.Unpop(uint16(used))
 				return errStopped
 			case <-a.Kicks[rxQueue]:
 			}

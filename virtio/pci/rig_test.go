@@ -83,7 +83,7 @@ func (v *fakeVector) Close() error                          { return nil }
 // rig is a PCI bus with one virtio device on it, and the guest RAM its
 // queues live in, driven as a guest's driver would.
 type rig struct {
-	t    *testing.T
+	t    testing.TB
 	mmio *devices.Bus
 	bus  *pci.Bus
 	irqs *fakeIRQs
@@ -103,7 +103,14 @@ const (
 
 func newRig(t *testing.T, dev virtio.Device, log *syncBuffer) *rig {
 	t.Helper()
-	r := &rig{t: t, mmio: devices.NewBus(devices.MMIO), irqs: newFakeIRQs(), mem: queuetest.NewMemory(rigRAM)}
+	return newRigOn(t, dev, log, queuetest.NewMemory(rigRAM))
+}
+
+// newRigOn is newRig over guest RAM mem (a restore's, shared with the
+// rig saved from).
+func newRigOn(t testing.TB, dev virtio.Device, log *syncBuffer, mem *memory.Memory) *rig {
+	t.Helper()
+	r := &rig{t: t, mmio: devices.NewBus(devices.MMIO), irqs: newFakeIRQs(), mem: mem}
 	var err error
 	r.bus, err = pci.NewBus(pci.BusConfig{
 		IO: devices.NewBus(devices.PortIO), MMIO: r.mmio, Interrupts: r.irqs,
@@ -114,7 +121,11 @@ func newRig(t *testing.T, dev virtio.Device, log *syncBuffer) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.tr, err = New(Config{Device: dev, Mem: r.mem, Name: "virtio-test", Log: log})
+	cfg := Config{Device: dev, Mem: r.mem, Name: "virtio-test"}
+	if log != nil {
+		cfg.Log = log
+	}
+	r.tr, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,13 +114,17 @@ type Transport struct {
 	offered uint64
 	sizes   []uint16
 
-	mu           sync.Mutex // the driver's configuration
-	devFeatSel   uint32
-	drvFeatSel   uint32
-	drvFeatures  uint64
-	queueSel     uint16
-	queues       []*queueState
-	active       bool
+	mu          sync.Mutex // the driver's configuration
+	devFeatSel  uint32
+	drvFeatSel  uint32
+	drvFeatures uint64
+	queueSel    uint16
+	queues      []*queueState
+	active      bool
+	// activation is what the active device works with; quiesced says
+	// its work is stopped for a pause (state.go), to go on with Resume.
+	activation   virtio.Activation
+	quiesced     bool
 	configVector atomic.Uint32
 	status       atomic.Uint32 // device_status; NEEDS_RESET is set from device goroutines
 	generation   atomic.Uint32
@@ -246,7 +250,7 @@ func (t *Transport) resetLocked() {
 func (t *Transport) reset() {
 	if t.active {
 		t.dev.Reset()
-		t.active = false
+		t.active, t.quiesced, t.activation = false, false, virtio.Activation{}
 	}
 	t.resetLocked()
 	t.isrMu.Lock()
@@ -261,7 +265,7 @@ func (t *Transport) Close() {
 	defer t.mu.Unlock()
 	if t.active {
 		t.dev.Reset()
-		t.active = false
+		t.active, t.quiesced = false, false
 	}
 }
 
@@ -519,6 +523,20 @@ func (t *Transport) checkFeatures() error {
 
 // activate builds the enabled queues and starts the device; mu is held.
 func (t *Transport) activate() error {
+	a, err := t.buildQueues()
+	if err != nil {
+		return err
+	}
+	if err := t.dev.Activate(a); err != nil {
+		return err
+	}
+	t.active, t.activation = true, a
+	return nil
+}
+
+// buildQueues checks the enabled queues against guest RAM and builds
+// them, at ring indices 0, into an Activation; mu is held.
+func (t *Transport) buildQueues() (virtio.Activation, error) {
 	a := virtio.Activation{
 		Mem:           t.mem,
 		Features:      t.drvFeatures,
@@ -534,7 +552,7 @@ func (t *Transport) activate() error {
 			continue
 		}
 		if q.size > t.sizes[i] {
-			return fmt.Errorf("%w: queue %d of size %d, larger than the device's %d (4.1.4.3.2)", queue.ErrDriver, i, q.size, t.sizes[i])
+			return a, fmt.Errorf("%w: queue %d of size %d, larger than the device's %d (4.1.4.3.2)", queue.ErrDriver, i, q.size, t.sizes[i])
 		}
 		vq, err := queue.New(t.mem, queue.Config{
 			Size: q.size, Desc: memory.GuestAddr(q.desc), Avail: memory.GuestAddr(q.driver), Used: memory.GuestAddr(q.used),
@@ -542,13 +560,9 @@ func (t *Transport) activate() error {
 			EventIdx: t.drvFeatures&queue.FeatureEventIdx != 0,
 		})
 		if err != nil {
-			return fmt.Errorf("queue %d: %w", i, err)
+			return a, fmt.Errorf("queue %d: %w", i, err)
 		}
 		a.Queues[i] = vq
 	}
-	if err := t.dev.Activate(a); err != nil {
-		return err
-	}
-	t.active = true
-	return nil
+	return a, nil
 }

@@ -141,6 +141,14 @@ func (q *Queue) SetIndices(nextAvail, nextUsed uint16) {
 	q.nextAvail, q.nextUsed, q.signalled = nextAvail, nextUsed, nextUsed
 }
 
+// Unpop gives back the last n chains Pop took and the device has not
+// returned, so that Pop takes them again: a device stopped while it held
+// chains it had not used (a frame half placed when the VMM pauses) puts
+// them back rather than losing the driver's buffers. Nothing of theirs
+// reached the used ring, so the driver cannot tell (virtio 1.2, 2.7.13:
+// a buffer is the device's until it is used).
+func (q *Queue) Unpop(n uint16) { q.nextAvail -= n }
+
 // Chain is one descriptor chain taken from the available ring: its head
 // (the id to give back to Push) and its buffers as host memory, in order.
 // Pop refills a Chain, reusing its slices.
