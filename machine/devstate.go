@@ -27,6 +27,10 @@ type statefulDevice struct {
 	version int
 	save    func() (any, error)
 	restore func(json.RawMessage) error
+	// start, when set, lets the restored device go on once the whole
+	// machine is in its state (the vCPUs' local APICs, which its
+	// interrupts reach, included).
+	start func()
 }
 
 // addDevice makes a device part of every State: save returns its State
@@ -38,7 +42,30 @@ type statefulDevice struct {
 func (m *Machine) addDevice(id string, version int, save func() (any, error), restore func(json.RawMessage) error) {
 	m.mob.mu.Lock()
 	defer m.mob.mu.Unlock()
-	m.mob.stateful = append(m.mob.stateful, statefulDevice{id, version, save, restore})
+	m.mob.stateful = append(m.mob.stateful, statefulDevice{id: id, version: version, save: save, restore: restore})
+}
+
+// addRestartedDevice is addDevice for a device whose restore leaves it
+// stopped: start lets it go on, after every other part of the machine
+// has its state (startRestored).
+func (m *Machine) addRestartedDevice(id string, version int, save func() (any, error), restore func(json.RawMessage) error, start func()) {
+	m.mob.mu.Lock()
+	defer m.mob.mu.Unlock()
+	m.mob.stateful = append(m.mob.stateful, statefulDevice{id: id, version: version, save: save, restore: restore, start: start})
+}
+
+// startRestored lets the devices restoreDevices left stopped go on: the
+// restore's last step, after the interrupt controllers, the vCPUs and
+// the clocks have their state.
+func (m *Machine) startRestored() {
+	m.mob.mu.Lock()
+	ds := append([]statefulDevice(nil), m.mob.stateful...)
+	m.mob.mu.Unlock()
+	for _, d := range ds {
+		if d.start != nil {
+			d.start()
+		}
+	}
 }
 
 // stateOf adapts a device's State and in-place Restore to statefulDevice,
@@ -155,7 +182,7 @@ func (m *Machine) everyDeviceSaved() error {
 		}
 	}
 	if len(virtio) > len(m.mob.stateful) {
-		return fmt.Errorf("saving the machine's state: its virtio devices (%s) cannot save their state yet: run the guest without -drive, -net and -rng to snapshot or migrate it", strings.Join(virtio, ", "))
+		return fmt.Errorf("saving the machine's state: of its virtio devices (%s) only %d joined the state: this govmm cannot save the others; run the guest without them to snapshot or migrate it", strings.Join(virtio, ", "), len(m.mob.stateful))
 	}
 	return nil
 }

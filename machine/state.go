@@ -62,9 +62,14 @@ func (c *Config) savedConfig(cmdline string) SavedConfig {
 
 // ApplySaved makes c build the machine s describes: its RAM, vCPUs,
 // devices and PIT. The host's side (the KVM device, the serial port's
-// output, the cache) stays c's.
+// output, the cache) stays c's, and so do c's devices where c has the
+// same devices as s in what the guest sees of them (sameDevices): their
+// backends (a clone's own disk copy, TAP or MAC) are the host's side.
 func (c *Config) ApplySaved(s SavedConfig) {
-	c.MemSize, c.CPUs, c.Devices, c.PIT = s.MemSize, s.CPUs, slices.Clone(s.Devices), s.PIT
+	if len(c.Devices) == 0 || !sameDevices(c.Devices, s.Devices) {
+		c.Devices = slices.Clone(s.Devices)
+	}
+	c.MemSize, c.CPUs, c.PIT = s.MemSize, s.CPUs, s.PIT
 	c.NoDebugDevices, c.Hide, c.Cmdline = !s.DebugDevices, s.Hide, s.Cmdline
 }
 
@@ -81,7 +86,7 @@ func (c *Config) Differences(s SavedConfig) []string {
 	if c.CPUs != s.CPUs {
 		add("vCPUs", c.CPUs, s.CPUs)
 	}
-	if !slices.Equal(c.Devices, s.Devices) {
+	if !sameDevices(c.Devices, s.Devices) {
 		add("devices", c.Devices, s.Devices)
 	}
 	if c.PIT != s.PIT {
@@ -236,6 +241,7 @@ func (m *Machine) restoreState(s *State) error {
 	if err := m.setTime(t); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	m.startRestored() // devices with work of their own go on (devstate.go)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/govmm/govmm/devices/pci"
 	"github.com/govmm/govmm/virtio"
 	"github.com/govmm/govmm/virtio/blk"
+	vnet "github.com/govmm/govmm/virtio/net"
 	virtiopci "github.com/govmm/govmm/virtio/pci"
 	"github.com/govmm/govmm/virtio/rng"
 )
@@ -134,6 +135,7 @@ type virtioDev struct {
 	slot  int
 	close func() error // the backend's (the disk file, the TAP)
 	blk   *blk.Device
+	net   *vnet.Device
 }
 
 // addVirtio builds the device a Config.Devices word names and puts it on
@@ -160,6 +162,7 @@ func (m *Machine) addVirtio(p *pciMachine, word string, index int) error {
 			return err
 		}
 		dev, vd.close = nd, closeNet
+		vd.net, _ = nd.(*vnet.Device)
 	}
 	name := fmt.Sprintf("%s %d", sp.kind, index)
 	vd.tr, err = virtiopci.New(virtiopci.Config{Device: dev, Mem: m.mem, Name: name, Log: m.log})
@@ -170,6 +173,7 @@ func (m *Machine) addVirtio(p *pciMachine, word string, index int) error {
 		return errors.Join(fmt.Errorf("%s: %w", name, err), vd.close())
 	}
 	p.virtio = append(p.virtio, vd)
+	m.addVirtioState(vd) // virtio_state.go
 	if m.cfg.Verbose {
 		fmt.Fprintf(m.log, "govmm: pci %s: %s (%04x:%04x), BAR%d %#x%s\n", pci.SlotName(vd.slot), name,
 			virtiopci.VendorID, vd.tr.Function().Config().DeviceID, virtiopci.BAR, vd.tr.Function().BARAddress(virtiopci.BAR), vd.describe())

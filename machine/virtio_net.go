@@ -20,6 +20,9 @@ type netSpec struct {
 	user    bool     // user-mode networking
 	hostfwd []string // user: tcp::HOSTPORT-:GUESTPORT rules
 	mac     net.HardwareAddr
+	// macGiven says mac= was given: a restore keeps it (a clone's own
+	// address) instead of the saved guest's.
+	macGiven bool
 }
 
 func (n netSpec) String() string {
@@ -60,7 +63,7 @@ func parseNet(opts []string) (netSpec, error) {
 			if err != nil || len(mac) != 6 || mac[0]&1 != 0 {
 				return n, fmt.Errorf("mac=%s: give a unicast Ethernet address like 52:54:00:12:34:56", v)
 			}
-			n.mac = mac
+			n.mac, n.macGiven = mac, true
 		default:
 			return n, fmt.Errorf("%s option %q: give tap=NAME or user, hostfwd=tcp::HOSTPORT-:GUESTPORT (user), mac=ADDRESS", virtioNet, p)
 		}
