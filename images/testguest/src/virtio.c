@@ -14,7 +14,9 @@
  * hex> net_peer=<IPv4 hex> pings=<n>, or net_dhcp=1; net_host=<IPv4 hex>
  * udp_port=<n> tcp_port=<n>, net_send=<frames> net_len=<bytes> (virtio_net.c);
  * for benchmarks blk_verify=0 (no pattern) and blk_random=1 (4 KiB
- * requests spread over the disk). Output, a line each (the tests and
+ * requests spread over the disk); blk_loop=<rounds> then writes and
+ * reads back the same requests round after round, the pattern moved on
+ * by the round, printing 'V' after each. Output, a line each (the tests and
  * make bench match them; "virtio-blk write start" and "read start" come
  * right before the ring-3 loops):
  *
@@ -22,7 +24,7 @@
  *   virtio-blk capacity=<sectors> id=<GET_ID string>      (by interrupt)
  *   virtio-blk wrote n=<n> bytes=<n>; virtio-blk flush ok;
  *   virtio-blk read ok n=<n>; virtio-blk ro: write refused;
- *   virtio-blk discard ok
+ *   virtio-blk discard ok; virtio-blk loop start, V..., virtio-blk loop ok rounds=<n>
  *   virtio-rng ok bytes=<n>
  *   virtio-net mac=<mac> sent arp; virtio-net got arp reply from <ip>;
  *   virtio-net ping reply
@@ -335,6 +337,7 @@ static void mark(u8 v)
 void ring3(void) { user_call((u64)virtio_user_main, (u64)user_stack + USER_STACK_SIZE - 8); }
 
 static u64 blk_verify = 1, blk_random; /* blk_verify=0 for benchmarks: no pattern */
+static u64 blk_loop_rounds; /* blk_loop=<rounds>: VOP_BLK_LOOP after the read back */
 
 static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc, u64 disc_n)
 {
@@ -428,6 +431,28 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 	puts("virtio-blk read ok n=");
 	putdec(vargs.done);
 	puts("\n");
+	if (blk_loop_rounds && !(d->features & BLK_F_RO)) {
+		/* Rounds of writes and verified reads in ring 3 (virtio_user.c),
+		 * for a snapshot or a migration to happen under. */
+		vargs.op = VOP_BLK_LOOP;
+		vargs.count = n;
+		vargs.verify = 1;
+		vargs.rounds = blk_loop_rounds;
+		vargs.progress = uargs.use_mmio;
+		puts("virtio-blk loop start\n");
+		ring3();
+		puts("\n");
+		if (vargs.error) {
+			puts("virtio-blk loop: round ");
+			putdec(vargs.round);
+			puts(": ");
+			vfail(vargs.error == VERR_MISMATCH ? "blk loop: the data read differ from the round's" : vargs.error == VERR_TIMEOUT ? "blk loop: no answer" : "blk loop: a status was not OK");
+		}
+		puts("virtio-blk loop ok rounds=");
+		putdec(vargs.round);
+		puts("\n");
+		vargs.round = 0;
+	}
 	if ((d->features & BLK_F_DISCARD) && disc_n) {
 		volatile u64 *seg = (volatile u64 *)(d->dma + 0xC300);
 		seg[0] = disc;
@@ -480,6 +505,7 @@ void mode_virtio(u64 (*arg)(const char *key, int base, u64 def))
 	net_args.send_len = arg("net_len", 10, 1514);
 	blk_verify = arg("blk_verify", 10, 1);
 	blk_random = arg("blk_random", 10, 0);
+	blk_loop_rounds = arg("blk_loop", 10, 0);
 	pio_write(0x21, 0xff);
 	pio_write(0xa1, 0xff);
 	lapic_enable();

@@ -49,6 +49,7 @@ struct vq {
 #define VOP_BLK_READ 2   /* read them back; verify the pattern when verify is set */
 #define VOP_NET_SEND 3   /* send count copies of frame (len bytes) on queue 1 */
 #define VOP_NET_RECV 4   /* wait for a received frame on queue 0 */
+#define VOP_BLK_LOOP 5   /* rounds of VOP_BLK_WRITE and VOP_BLK_READ, verified, the pattern moved on by the round */
 
 /* Errors ring 3 reports in vargs.error. */
 #define VERR_TIMEOUT 1   /* the device did not answer */
@@ -56,7 +57,8 @@ struct vq {
 #define VERR_MISMATCH 3  /* read data differ from the pattern */
 
 /* The data pattern: a function of the byte's offset on the disk, which the
- * host test computes too (testguest.VirtioPattern). */
+ * host test computes too (testguest.VirtioPattern). Round r of
+ * VOP_BLK_LOOP writes PATTERN(off) + r. */
 #define PATTERN(off) ((u8)(((off) >> 9) * 7 + (off) * 13 + 0x5a))
 
 struct virtio_args {
@@ -77,6 +79,9 @@ struct virtio_args {
 	u64 frame;      /* VOP_NET_*: the frame's buffer */
 	u64 random;     /* blk: sectors spread over the disk instead of in a row */
 	u64 span;       /* blk, random: 4 KiB blocks to spread over */
+	u64 round;      /* blk: added to the pattern (VOP_BLK_LOOP's round) */
+	u64 rounds;     /* VOP_BLK_LOOP: rounds to run */
+	u64 progress;   /* VOP_BLK_LOOP: print 'V' after each round (through the UART's MMIO alias) */
 };
 
 extern struct virtio_args vargs;

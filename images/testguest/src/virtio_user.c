@@ -74,21 +74,27 @@ static u64 blk_sector(u64 i)
 	return vargs.sector + (i * 2654435761UL % vargs.span) * 8;
 }
 
+/* Writes take their data from the first half of the data area, reads put
+ * theirs in the second half, which only the device writes: a VMM that
+ * does not count the pages it wrote as dirty loses them in a diff
+ * snapshot or a migration, and the verify catches it. */
 static void blk_io(int write)
 {
 	struct vq *q = vargs.q;
+	u64 half = vargs.data_size / 2;
+	u64 area = write ? vargs.data : vargs.data + half;
 	u64 slots = q->size / 3;
-	if (slots * vargs.bytes > vargs.data_size)
-		slots = vargs.data_size / vargs.bytes;
+	if (slots * vargs.bytes > half)
+		slots = half / vargs.bytes;
 	for (u64 i = 0; i < vargs.count;) {
 		u64 batch = vargs.count - i < slots ? vargs.count - i : slots;
 		for (u64 s = 0; s < batch; s++) {
-			u64 buf = vargs.data + s * vargs.bytes;
+			u64 buf = area + s * vargs.bytes;
 			u64 sector = blk_sector(i + s);
 			if (write && vargs.verify) {
 				u64 off = sector * 512;
 				for (u64 k = 0; k < vargs.bytes; k++)
-					((u8 *)buf)[k] = PATTERN(off + k);
+					((u8 *)buf)[k] = (u8)(PATTERN(off + k) + vargs.round);
 			}
 			blk_post(q, s, write ? BLK_T_OUT : BLK_T_IN, sector, buf, (u32)vargs.bytes);
 		}
@@ -104,9 +110,9 @@ static void blk_io(int write)
 			}
 			if (!write && vargs.verify) {
 				u64 off = blk_sector(i + s) * 512;
-				const u8 *buf = (const u8 *)(vargs.data + s * vargs.bytes);
+				const u8 *buf = (const u8 *)(area + s * vargs.bytes);
 				for (u64 k = 0; k < vargs.bytes; k++)
-					if (buf[k] != PATTERN(off + k)) {
+					if (buf[k] != (u8)(PATTERN(off + k) + vargs.round)) {
 						vargs.error = VERR_MISMATCH;
 						return;
 					}
@@ -114,6 +120,36 @@ static void blk_io(int write)
 		}
 		i += batch;
 		vargs.done = i;
+	}
+}
+
+static void loop_putc(char c)
+{
+	volatile u8 *uart = (volatile u8 *)(u64)UART_MMIO;
+	for (int i = 0; i < 1000 && !(uart[UART_LSR] & LSR_THRE); i++)
+		;
+	uart[UART_THR] = (u8)c;
+}
+
+/* blk_loop writes and reads back the same blocks round after round, the
+ * pattern moved on by one each round, so that a read that returns the
+ * round before's data (a VMM that lost a write, or the data it read into
+ * guest RAM, across a snapshot or a migration) is caught. The verify
+ * of a batch comes after all its reads are done: a VMM that pauses in
+ * between must have kept what it read. vargs.round is the round under
+ * way, then the last one done. */
+static void blk_loop(void)
+{
+	for (u64 r = 1; r <= vargs.rounds; r++) {
+		vargs.round = r;
+		blk_io(1);
+		if (vargs.error)
+			return;
+		blk_io(0);
+		if (vargs.error)
+			return;
+		if (vargs.progress)
+			loop_putc('V');
 	}
 }
 
@@ -171,6 +207,9 @@ void virtio_user_main(void)
 		break;
 	case VOP_BLK_READ:
 		blk_io(0);
+		break;
+	case VOP_BLK_LOOP:
+		blk_loop();
 		break;
 	case VOP_NET_SEND:
 		net_send();
