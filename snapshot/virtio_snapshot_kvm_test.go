@@ -1,0 +1,276 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govmm/govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/memory"
+)
+
+// The test guest's virtio-blk loop (mode=virtio blk_loop=N): 64 requests
+// of 4 KiB from sector 64, written and read back each round with the
+// pattern moved on by the round.
+const (
+	loopSector = 64
+	loopN      = 64
+	loopBytes  = 4096
+)
+
+// loopCmdline is mode=virtio with rounds of the loop.
+func loopCmdline(rounds int) string {
+	return fmt.Sprintf("mode=virtio blk_sector=%d blk_n=%d blk_bytes=%d blk_loop=%d", loopSector, loopN, loopBytes, rounds)
+}
+
+// loopPattern is what round r of the loop writes at disk offset off
+// (PATTERN in images/testguest/src/virtio.h, plus r).
+func loopPattern(off uint64, r int) byte { return byte((off>>9)*7+off*13+0x5a) + byte(r) }
+
+// checkLoopDisk checks that the loop's blocks in the disk file hold round
+// r's pattern.
+func checkLoopDisk(t *testing.T, path string, r int) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < loopN*loopBytes; i++ {
+		off := loopSector*512 + i
+		if got[off] != loopPattern(off, r) {
+			t.Fatalf("%s: byte %d = %#x, want %#x (round %d's)", filepath.Base(path), off, got[off], loopPattern(off, r), r)
+		}
+	}
+}
+
+// newDisk makes a sparse disk image of size bytes in dir.
+func newDisk(t *testing.T, dir string, size int64) string {
+	t.Helper()
+	p := filepath.Join(dir, "disk.img")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// copyFile copies the disk image src to dst.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loopLog is a guest's serial output that wakes whoever waits for a
+// number of the loop's rounds (a 'V' each).
+type loopLog struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	more chan struct{}
+}
+
+func newLoopLog() *loopLog { return &loopLog{more: make(chan struct{}, 1)} }
+
+func (l *loopLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf.Write(p)
+	l.mu.Unlock()
+	select {
+	case l.more <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (l *loopLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// rounds counts the rounds printed after "virtio-blk loop start".
+func (l *loopLog) rounds() int {
+	s := l.String()
+	_, after, _ := strings.Cut(s, "virtio-blk loop start")
+	line, _, _ := strings.Cut(after, "\nvirtio-blk loop")
+	return strings.Count(line, "V")
+}
+
+// loopGuest is a machine running the loop.
+type loopGuest struct {
+	m      *machine.Machine
+	serial *loopLog
+	done   chan runResult
+}
+
+func startLoop(t *testing.T, c machine.Config) *loopGuest {
+	t.Helper()
+	g := &loopGuest{serial: newLoopLog(), done: make(chan runResult, 1)}
+	c.KVMPath, c.SerialOut = kvmtest.Path(), g.serial
+	m, err := machine.New(c)
+	if err != nil {
+		t.Fatalf("machine.New: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	g.m = m
+	go func() {
+		res, err := m.Run(context.Background())
+		g.done <- runResult{res, err}
+	}()
+	return g
+}
+
+// waitRounds waits until the guest has done n rounds.
+func (g *loopGuest) waitRounds(t *testing.T, n int) {
+	t.Helper()
+	limit := time.After(time.Minute)
+	for g.serial.rounds() < n {
+		select {
+		case <-g.serial.more:
+		case r := <-g.done:
+			g.done <- r
+			t.Fatalf("the guest ended (%+v, %v) before round %d; serial:\n%s", r.res, r.err, n, g.serial.String())
+		case <-limit:
+			t.Fatalf("no round %d in a minute; serial:\n%s", n, g.serial.String())
+		}
+	}
+}
+
+// end waits for the guest to finish its rounds and checks it found every
+// block right.
+func (g *loopGuest) end(t *testing.T, rounds int) {
+	t.Helper()
+	select {
+	case r := <-g.done:
+		if r.err != nil || r.res.Status != 0 || !r.res.DebugExit {
+			t.Fatalf("Run() = %+v, %v, want status 0 from the guest; serial:\n%s", r.res, r.err, g.serial.String())
+		}
+	case <-time.After(2 * time.Minute):
+		g.m.Stop()
+		t.Fatalf("the guest did not end within 2 minutes; serial:\n%s", g.serial.String())
+	}
+	if want := fmt.Sprintf("virtio-blk loop ok rounds=%d", rounds); !strings.Contains(g.serial.String(), want) {
+		t.Errorf("serial output lacks %q:\n%s", want, g.serial.String())
+	}
+}
+
+// snapshotWithDisk takes a snapshot into dir while the guest is paused,
+// and copies the disk as it is then (every write flushed by the pause)
+// to diskCopy: a snapshot of a guest with a disk is both. It returns the
+// SHA-256 of guest RAM at the pause too.
+func snapshotWithDisk(t *testing.T, s *Snapshotter, m *machine.Machine, dir string, o Options, disk, diskCopy string) (Result, [32]byte) {
+	t.Helper()
+	ctx := context.Background()
+	if err := m.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Save(ctx, dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := ramSum(m.Memory())
+	copyFile(t, disk, diskCopy)
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	return res, sum
+}
+
+// ramSum is the SHA-256 of all of mem.
+func ramSum(mem *memory.Memory) [32]byte {
+	h := sha256.New()
+	for _, r := range mem.Regions() {
+		h.Write(r.Host)
+	}
+	var s [32]byte
+	h.Sum(s[:0])
+	return s
+}
+
+// TestSnapshotRestoreVirtioBlk snapshots the test guest while its
+// virtio-blk driver writes and reads back blocks round after round (a
+// full snapshot, then a diff snapshot on it), each with a copy of the
+// disk then, and restores each as a clone (its RAM the same as the
+// guest's at the snapshot, the pages the device wrote included) on its disk copy (given with
+// the restore: the disk is the clone's own): every clone goes on from
+// the round it was saved in, finds every block it reads back right (the
+// data the device read into its RAM, the rings and the device's place
+// in them all came back), and leaves its disk with the last round's
+// pattern, as does the original on its own.
+func TestSnapshotRestoreVirtioBlk(t *testing.T) {
+	kvmtest.Require(t)
+	const rounds = 400
+	dir := t.TempDir()
+	disk := newDisk(t, dir, 8<<20)
+	c := machine.Config{Kernel: migrateGuest(t), MemSize: 128 << 20, CPUs: 1, Cmdline: loopCmdline(rounds),
+		Devices: []machine.Device{machine.Device("virtio-blk,file=" + disk)}}
+	src := startLoop(t, c)
+	src.waitRounds(t, 20)
+	s := NewSnapshotter(src.m, nil)
+	full, diff := filepath.Join(dir, "full"), filepath.Join(dir, "diff")
+	sums := map[string][32]byte{}
+	res, sum := snapshotWithDisk(t, s, src.m, full, Options{Track: true}, disk, filepath.Join(dir, "full.img"))
+	sums["full"] = sum
+	t.Logf("full snapshot at round ~%d: %d pages, %d-byte state, guest paused %v", src.serial.rounds(), res.Pages, res.StateBytes, res.Paused)
+	src.waitRounds(t, src.serial.rounds()+20)
+	res, sums["diff"] = snapshotWithDisk(t, s, src.m, diff, Options{Diff: true}, disk, filepath.Join(dir, "diff.img"))
+	saved := src.serial.rounds()
+	t.Logf("diff snapshot at round ~%d: %d pages, guest paused %v", saved, res.Pages, res.Paused)
+	src.end(t, rounds)
+	checkLoopDisk(t, disk, rounds)
+
+	for _, snap := range []string{"full", "diff"} {
+		t.Run(snap, func(t *testing.T) {
+			restore, f, err := Load(filepath.Join(dir, snap))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The guest's RAM as it was at the pause: with the pages the
+			// device wrote into it (a diff snapshot has them only if the
+			// VMM counted its own writes as dirtying them).
+			if got := ramSum(restore.Memory); got != sums[snap] {
+				t.Errorf("restored RAM SHA-256 %x, the guest's at the snapshot %x", got, sums[snap])
+			}
+			clone := filepath.Join(dir, snap+".img")
+			c := machine.Config{Restore: restore, Devices: []machine.Device{machine.Device("virtio-blk,file=" + clone)}}
+			c.ApplySaved(f.Machine.Config)
+			if len(c.Devices) != 1 || !strings.Contains(string(c.Devices[0]), clone) {
+				t.Fatalf("ApplySaved replaced the clone's disk: devices %q", c.Devices)
+			}
+			dst := startLoop(t, c)
+			dst.end(t, rounds)
+			if got := dst.serial.rounds(); got >= rounds {
+				t.Errorf("the clone printed %d rounds: it did not go on from the snapshot", got)
+			}
+			checkLoopDisk(t, clone, rounds)
+		})
+	}
+}
