@@ -68,6 +68,8 @@ func (c *Config) savedConfig(cmdline string) SavedConfig {
 func (c *Config) ApplySaved(s SavedConfig) {
 	if len(c.Devices) == 0 || !sameDevices(c.Devices, s.Devices) {
 		c.Devices = slices.Clone(s.Devices)
+	} else {
+		c.Devices = keepSavedMACs(c.Devices, s.Devices)
 	}
 	c.MemSize, c.CPUs, c.PIT = s.MemSize, s.CPUs, s.PIT
 	c.NoDebugDevices, c.Hide, c.Cmdline = !s.DebugDevices, s.Hide, s.Cmdline

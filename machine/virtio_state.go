@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/govmm/govmm/devices/pci"
 	virtiopci "github.com/govmm/govmm/virtio/pci"
@@ -97,6 +98,11 @@ func (vd *virtioDev) restoreState(s virtioState, verbose bool, log io.Writer) er
 		} else if verbose && saved.String() != vd.spec.net.mac.String() {
 			fmt.Fprintf(log, "govmm: %s: MAC %v instead of the saved guest's %v (the guest's driver keeps the one it read until it probes the card again)\n", vd.spec.kind, vd.spec.net.mac, saved)
 		}
+		if verbose && vd.spec.net.user {
+			// The card's state moves; the host's side of user-mode
+			// networking (its NAT's connections) cannot.
+			fmt.Fprintf(log, "govmm: %s: a new user-mode network: the guest keeps its address and lease, but connections it had through the old one are gone\n", vd.spec.kind)
+		}
 	}
 	return vd.tr.Restore(s.Transport)
 }
@@ -134,4 +140,22 @@ func sameDevices(a, b []Device) bool {
 		}
 	}
 	return true
+}
+
+// keepSavedMACs returns devs with the MAC address of each virtio-net card
+// that does not name one (mac=) taken from the saved guest's same card,
+// so that its backend is built for it (user-mode networking's DHCP lease
+// is the MAC's). devs and saved are the same devices (sameDevices).
+func keepSavedMACs(devs, saved []Device) []Device {
+	out := slices.Clone(devs)
+	for i, d := range devs {
+		sp, err := parseVirtio(string(d))
+		if err != nil || sp.kind != virtioNet || sp.net.macGiven {
+			continue
+		}
+		if was, err := parseVirtio(string(saved[i])); err == nil && was.kind == virtioNet && was.net.macGiven {
+			out[i] = Device(string(d) + ",mac=" + was.net.mac.String())
+		}
+	}
+	return out
 }
