@@ -162,7 +162,9 @@ func (m *Machine) addVirtio(p *pciMachine, word string, index int) error {
 			return err
 		}
 		dev, vd.close = nd, closeNet
-		vd.net, _ = nd.(*vnet.Device)
+		if vd.net, _ = nd.(*vnet.Device); vd.net != nil {
+			vd.close = func() error { vd.net.Close(); return closeNet() }
+		}
 	}
 	name := fmt.Sprintf("%s %d", sp.kind, index)
 	vd.tr, err = virtiopci.New(virtiopci.Config{Device: dev, Mem: m.mem, Name: name, Log: m.log})

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/govmm/govmm/virtio"
@@ -78,6 +79,20 @@ type Device struct {
 	config   [configSize]byte
 	workers  virtio.Workers
 
+	// The backend is read by one goroutine for the card's life (started
+	// with the first receive loop, ended by Close), which hands frames
+	// to whichever receive loop runs: a reset or a pause loses none that
+	// it read.
+	readerOnce sync.Once
+	frames     chan []byte // read frames, with their header
+	free       chan []byte // buffers for the reader
+	done       chan struct{}
+	closeOnce  sync.Once
+	// held is a frame the last receive loop could not place before it
+	// stopped; the next one places it first. Only receive loops, one at
+	// a time, touch it.
+	held []byte
+
 	// Counters.
 	TxFrames, TxBytes, TxDropped atomic.Uint64
 	RxFrames, RxBytes, RxDropped atomic.Uint64
@@ -88,7 +103,9 @@ func New(be Backend, mac net.HardwareAddr) (*Device, error) {
 	if len(mac) != 6 {
 		return nil, fmt.Errorf("virtio-net: MAC address %v is not 6 bytes", mac)
 	}
-	d := &Device{be: be, mac: mac}
+	d := &Device{be: be, mac: mac, frames: make(chan []byte), free: make(chan []byte, 2), done: make(chan struct{})}
+	d.free <- make([]byte, maxPacket)
+	d.free <- make([]byte, maxPacket)
 	d.features = FeatureMAC | FeatureStatus | FeatureMrgRxbuf | queue.FeatureIndirectDesc | queue.FeatureEventIdx
 	if be.VnetHdr() {
 		d.features |= OffloadFeatures
@@ -152,8 +169,13 @@ func (d *Device) Activate(a virtio.Activation) error {
 	return nil
 }
 
-// Reset stops both; a frame being received is dropped.
+// Reset stops both; a frame being received is kept for the next
+// activation (the driver may get it late, as after a slow link).
 func (d *Device) Reset() { d.workers.Stop() }
+
+// Close ends the goroutine that reads the backend; call it before the
+// backend's Close (which ends a read under way), after Reset.
+func (d *Device) Close() { d.closeOnce.Do(func() { close(d.done) }) }
 
 // transmit sends one chain: the header, then the frame (5.1.6.2).
 func (d *Device) transmit(c *queue.Chain, hdrLen uint64, iov *[][]byte) (uint32, error) {
@@ -179,33 +201,34 @@ func (d *Device) transmit(c *queue.Chain, hdrLen uint64, iov *[][]byte) (uint32,
 // errStopped ends reception when the device is reset.
 var errStopped = errors.New("virtio-net: stopped")
 
-// receive reads frames from the backend and places each in receive
+// receive takes frames the reader read and places each in receive
 // chains (5.1.6.4): with MRG_RXBUF in as many chains as it takes, the
-// first header's num_buffers saying how many.
+// first header's num_buffers saying how many. Stopped while waiting for
+// the driver's buffers, it keeps the frame for the next activation.
 func (d *Device) receive(stop <-chan struct{}, a virtio.Activation) {
 	q := a.Queues[rxQueue]
 	if q == nil {
 		return
 	}
-	frames := make(chan []byte)
-	free := make(chan []byte, 2)
-	free <- make([]byte, maxPacket)
-	free <- make([]byte, maxPacket)
-	go d.readLoop(stop, frames, free)
+	d.readerOnce.Do(func() { go d.readLoop() })
 	merge := a.Features&FeatureMrgRxbuf != 0
 	chains := make([]queue.Chain, 1, 8)
 	for {
-		var pkt []byte
-		select {
-		case <-stop:
-			return
-		case pkt = <-frames:
+		pkt := d.held
+		d.held = nil
+		if pkt == nil {
+			select {
+			case <-stop:
+				return
+			case pkt = <-d.frames:
+			}
 		}
 		err := d.deliver(stop, a, q, pkt, merge, &chains)
-		free <- pkt[:cap(pkt)]
 		if errors.Is(err, errStopped) {
+			d.held = pkt
 			return
 		}
+		d.free <- pkt[:cap(pkt)]
 		if err != nil {
 			a.Broken(err)
 			return
@@ -213,15 +236,16 @@ func (d *Device) receive(stop <-chan struct{}, a virtio.Activation) {
 	}
 }
 
-// readLoop reads frames into the buffers of free and hands them on.
-func (d *Device) readLoop(stop <-chan struct{}, frames chan<- []byte, free chan []byte) {
+// readLoop reads frames into the free buffers and hands them on, until
+// Close or the backend's end.
+func (d *Device) readLoop() {
 	hdr := d.be.VnetHdr()
 	for {
 		var buf []byte
 		select {
-		case <-stop:
+		case <-d.done:
 			return
-		case buf = <-free:
+		case buf = <-d.free:
 		}
 		var n int
 		var err error
@@ -236,9 +260,9 @@ func (d *Device) readLoop(stop <-chan struct{}, frames chan<- []byte, free chan 
 			return // the backend closed
 		}
 		select {
-		case <-stop:
+		case <-d.done:
 			return
-		case frames <- buf[:n]:
+		case d.frames <- buf[:n]:
 		}
 	}
 }
@@ -271,8 +295,8 @@ func (d *Device) deliver(stop <-chan struct{}, a virtio.Activation, q *queue.Que
 			select {
 			case <-stop:
 				// The chains taken for this frame go back unused
-				// (Queue.Unpop); the frame is dropped, as by a card
-				// that is stopped.
+				// (Queue.Unpop); receive keeps the frame for the next
+				// activation.
 				q.Unpop(uint16(used))
 				return errStopped
 			case <-a.Kicks[rxQueue]:
