@@ -38,7 +38,7 @@ func (s *suite) fail(err error) cell {
 }
 
 // measurements are the names -only takes.
-var measurements = []string{"boot", "rss", "pio", "mmio", "msix", "jail", "virtio", "trace", "mobility"}
+var measurements = []string{"boot", "rss", "pio", "mmio", "msix", "jail", "virtio", "trace", "mobility", "firecracker"}
 
 func (s *suite) wants(m string) bool {
 	return s.only == "" || slices.Contains(strings.Split(s.only, ","), m)
@@ -54,11 +54,12 @@ func (s *suite) all(ctx context.Context) []row {
 		rows = append(rows, s.rssRow(ctx))
 	}
 	rows = append(rows, s.exitRows(ctx)...)
-	rows = append(rows, s.msixRows(ctx)...)     // msix.go
-	rows = append(rows, s.virtioRows(ctx)...)   // virtio.go
-	rows = append(rows, s.traceRows(ctx)...)    // trace.go
-	rows = append(rows, s.mobilityRows(ctx)...) // mobility.go
-	return append(rows, s.jailRows(ctx)...)     // jail.go
+	rows = append(rows, s.msixRows(ctx)...)        // msix.go
+	rows = append(rows, s.virtioRows(ctx)...)      // virtio.go
+	rows = append(rows, s.traceRows(ctx)...)       // trace.go
+	rows = append(rows, s.mobilityRows(ctx)...)    // mobility.go
+	rows = append(rows, s.firecrackerRows(ctx)...) // firecracker.go
+	return append(rows, s.jailRows(ctx)...)        // jail.go
 }
 
 // bootRows: exec to the guest's first exit, and boot-to-power-off wall
