@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,7 +77,11 @@ func initJail() error {
 		return err
 	}
 	argv := append([]string{"govmm"}, c.Args...)
-	if err := unix.Exec(vmmPath, argv, c.Env); err != nil {
+	env := slices.DeleteFunc(slices.Clone(c.Env), func(e string) bool { return strings.HasPrefix(e, CountersEnv+"=") })
+	if c.Counters != "" {
+		env = append(env, countersEnv(c.Counters, initCountersFD))
+	}
+	if err := unix.Exec(vmmPath, argv, env); err != nil {
 		return fmt.Errorf("jail: exec %s in the jail: %w", c.Program, err)
 	}
 	return nil
@@ -97,21 +103,18 @@ func buildRoot(c *initConfig) error {
 		return fmt.Errorf("jail: mounting the root: %w", err)
 	}
 	in := func(p string) string { return filepath.Join(c.Root, p) }
-	if err := bindFile(c.Program, in(vmmPath), unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV); err != nil {
-		return err
-	}
-	for _, p := range c.ReadOnly {
-		if err := bindFile(p, in(p), unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
-			return err
-		}
-	}
-	for _, p := range c.Writable {
-		if err := bindFile(p, in(p), unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+	for _, b := range binds(c) {
+		if err := b.mount(in(b.dst)); err != nil {
 			return err
 		}
 	}
 	for _, d := range c.Devices {
-		if err := makeDevice(d, in(d), c.UID, c.GID); err != nil {
+		if err := makeDevice(d, in(d), c.UID, c.GID, 0o600); err != nil {
+			return err
+		}
+	}
+	for _, d := range c.ReadOnlyDevices {
+		if err := makeDevice(d, in(d), c.UID, c.GID, 0o400); err != nil {
 			return err
 		}
 	}
@@ -132,6 +135,63 @@ func buildRoot(c *initConfig) error {
 		if err := os.MkdirAll(in(c.Dir), 0o755); err != nil {
 			return fmt.Errorf("jail: %w", err)
 		}
+	}
+	return nil
+}
+
+// bind is one bind mount of the jail's root.
+type bind struct {
+	src, dst string
+	dir      bool
+	flags    uintptr
+}
+
+func (b bind) mount(dst string) error {
+	if b.dir {
+		return bindDir(b.src, dst, b.flags)
+	}
+	return bindFile(b.src, dst, b.flags)
+}
+
+// binds lists the root's bind mounts, in the order to make them: a
+// folder before what lies under it (a -snapshot-dir holding the -restore
+// folder, the -api socket's folder holding the kernel), so that the
+// nearer mount wins.
+func binds(c *initConfig) []bind {
+	const ro = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	const rw = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	bs := []bind{{src: c.Program, dst: vmmPath, flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV}}
+	if c.APIDir != "" {
+		bs = append(bs, bind{src: c.APIDir, dst: c.APIMount, dir: true, flags: rw})
+	}
+	for _, p := range c.ReadOnly {
+		bs = append(bs, bind{src: p, dst: p, flags: ro})
+	}
+	for _, p := range slices.Concat(c.Writable, c.ReadWrite) {
+		bs = append(bs, bind{src: p, dst: p, flags: rw})
+	}
+	for _, p := range c.ReadOnlyDirs {
+		bs = append(bs, bind{src: p, dst: p, dir: true, flags: ro})
+	}
+	for _, p := range c.WritableDirs {
+		bs = append(bs, bind{src: p, dst: p, dir: true, flags: rw})
+	}
+	depth := func(p string) int { return strings.Count(filepath.Clean(p), "/") }
+	slices.SortStableFunc(bs, func(a, b bind) int { return depth(a.dst) - depth(b.dst) })
+	return bs
+}
+
+// bindDir bind-mounts folder src at dst (not what is mounted below src)
+// with flags.
+func bindDir(src, dst string, flags uintptr) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("jail: %w", err)
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("jail: bind-mounting %s: %w", src, err)
+	}
+	if err := unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|flags, ""); err != nil {
+		return fmt.Errorf("jail: remounting %s: %w", src, err)
 	}
 	return nil
 }
@@ -159,7 +219,7 @@ func bindFile(src, dst string, flags uintptr) error {
 // makeDevice makes a device node at dst with src's numbers, for uid and
 // gid only. A node, not a bind mount: it can be given to the jail's user
 // without changing the host's.
-func makeDevice(src, dst string, uid, gid int) error {
+func makeDevice(src, dst string, uid, gid int, perm uint32) error {
 	var st unix.Stat_t
 	if err := unix.Stat(src, &st); err != nil {
 		return fmt.Errorf("jail: %w", err)
@@ -167,7 +227,7 @@ func makeDevice(src, dst string, uid, gid int) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("jail: %w", err)
 	}
-	if err := unix.Mknod(dst, st.Mode&unix.S_IFMT|0o600, int(st.Rdev)); err != nil {
+	if err := unix.Mknod(dst, st.Mode&unix.S_IFMT|perm, int(st.Rdev)); err != nil {
 		return fmt.Errorf("jail: making device %s: %w", src, err)
 	}
 	if err := unix.Chown(dst, uid, gid); err != nil {

@@ -24,6 +24,9 @@ const InitArg = "jail-init"
 const (
 	initConfigFD = 3
 	initErrorFD  = 4
+	// initCountersFD is the first of the cgroup's counter files, which
+	// the VMM inherits (see CountersEnv).
+	initCountersFD = 5
 )
 
 // initConfig is what the jailer sends the jail's init, as JSON.
@@ -33,11 +36,21 @@ type initConfig struct {
 	Program            string
 	Args, Env          []string
 	ReadOnly, Writable []string
+	ReadWrite          []string
+	ReadOnlyDirs       []string
+	WritableDirs       []string
 	Devices            []string
-	NetNS              string // a namespace to join; "" for none
-	NoFile, FileSize   uint64
-	Verbose            bool
-	ModuleDirs         []string // /sys/module entries govmm's host detection looks for
+	ReadOnlyDevices    []string
+	// APIDir is the jail's own folder for the control socket, on the
+	// host, mounted at APIMount in the jail.
+	APIDir, APIMount string
+	// Counters name the cgroup's counter files the VMM inherits (see
+	// CountersEnv): "memory@1/memory.usage_in_bytes=5 ...".
+	Counters         string
+	NetNS            string // a namespace to join; "" for none
+	NoFile, FileSize uint64
+	Verbose          bool
+	ModuleDirs       []string // /sys/module entries govmm's host detection looks for
 }
 
 // Run builds the jail, runs the VMM in it until it ends and removes the
@@ -83,6 +96,34 @@ func Run(ctx context.Context, c Config) (status int, err error) {
 		}
 	}
 
+	for _, d := range c.WritableDirs {
+		undo, err := makeWritableDir(d, c.UID, c.GID)
+		if err != nil {
+			return 1, err
+		}
+		if undo != nil {
+			cleanups = append(cleanups, undo)
+		}
+	}
+	var apiDir string
+	if c.APISocket != "" {
+		var undo func() error
+		apiDir, undo, err = makeAPIDir(filepath.Dir(root), c.APISocket, c.UID, c.GID)
+		if err != nil {
+			return 1, err
+		}
+		cleanups = append(cleanups, undo)
+	}
+	counters, counterFiles, err := g.openCounters()
+	if err != nil {
+		return 1, err
+	}
+	defer func() {
+		for _, f := range counterFiles {
+			f.Close()
+		}
+	}()
+
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return 1, err
@@ -101,7 +142,7 @@ func Run(ctx context.Context, c Config) (status int, err error) {
 	}
 	cmd := exec.Command("/proc/self/exe", InitArg)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
-	cmd.ExtraFiles = []*os.File{cfgR, errW}
+	cmd.ExtraFiles = append([]*os.File{cfgR, errW}, counterFiles...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	cfgR.Close()
@@ -132,7 +173,12 @@ func Run(ctx context.Context, c Config) (status int, err error) {
 	}
 
 	ic := initConfig{Root: root, ID: c.ID, Dir: c.Dir, UID: c.UID, GID: c.GID, Program: c.Program, Args: c.Args, Env: c.Env,
-		ReadOnly: c.ReadOnly, Writable: c.Writable, Devices: c.Devices, NoFile: c.NoFile, FileSize: c.FileSize, Verbose: c.Verbose}
+		ReadOnly: c.ReadOnly, Writable: c.Writable, ReadWrite: c.ReadWrite, ReadOnlyDirs: c.ReadOnlyDirs, WritableDirs: c.WritableDirs,
+		Devices: c.Devices, ReadOnlyDevices: c.ReadOnlyDevices, Counters: counters,
+		NoFile: c.NoFile, FileSize: c.FileSize, Verbose: c.Verbose}
+	if apiDir != "" {
+		ic.APIDir, ic.APIMount = apiDir, filepath.Dir(c.APISocket)
+	}
 	if c.NetNS != "new" {
 		ic.NetNS = c.NetNS
 	}
@@ -229,4 +275,63 @@ func makeJailDir(base, id string) (string, func() error, error) {
 	}
 	made = append(made, root)
 	return root, undo, nil
+}
+
+// makeWritableDir makes folder d for uid and gid when it is missing, and
+// returns a function that removes it if it is still empty (nil when it
+// was there).
+func makeWritableDir(d string, uid, gid int) (func() error, error) {
+	if _, err := os.Stat(d); err == nil {
+		return nil, nil
+	}
+	if err := os.Mkdir(d, 0o700); err != nil {
+		return nil, fmt.Errorf("jail: -snapshot-dir: %w", err)
+	}
+	undo := func() error {
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("jail: removing %s: %w", d, err)
+		}
+		return nil
+	}
+	if err := os.Chown(d, uid, gid); err != nil {
+		return nil, errors.Join(fmt.Errorf("jail: giving %s to uid %d: %w", d, uid, err), undo())
+	}
+	return undo, nil
+}
+
+// makeAPIDir makes the jail's folder for its control socket, jailDir/api,
+// owned by uid and gid, and the host's link at socket to the socket the
+// VMM will make in it. It returns the folder and a function that removes
+// the link (if it is still the jail's) and the folder with what is in it.
+func makeAPIDir(jailDir, socket string, uid, gid int) (string, func() error, error) {
+	dir := filepath.Join(jailDir, "api")
+	target := filepath.Join(dir, filepath.Base(socket))
+	linked := false
+	undo := func() error {
+		var errs []error
+		if linked {
+			if t, err := os.Readlink(socket); err == nil && t == target {
+				if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+					errs = append(errs, fmt.Errorf("jail: removing -api's link %s: %w", socket, err))
+				}
+			}
+		}
+		// The socket, and the mount points of files the jail binds under
+		// the socket's folder, are all that can be in it.
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("jail: removing %s: %w", dir, err))
+		}
+		return errors.Join(errs...)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("jail: -api: %w", err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return "", nil, errors.Join(fmt.Errorf("jail: -api: giving %s to uid %d: %w", dir, uid, err), undo())
+	}
+	if err := os.Symlink(target, socket); err != nil {
+		return "", nil, errors.Join(fmt.Errorf("jail: -api: %w: remove it, or give another path", err), undo())
+	}
+	linked = true
+	return dir, undo, nil
 }

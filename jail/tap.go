@@ -49,5 +49,27 @@ func moveTAP(name string, pid int) (func() error, error) {
 	if err := netlink.LinkSetNsPid(link, pid); err != nil {
 		return nil, errors.Join(fmt.Errorf("jail: moving TAP %s into the jail: %w", name, err), jailNS.Close(), host.Close())
 	}
+	// Moving a link takes it down, and the VMM, with no capabilities,
+	// cannot bring it up: a TAP that is down refuses the frames it writes.
+	if err := setUp(jailNS, name); err != nil {
+		return nil, errors.Join(err, back())
+	}
 	return back, nil
+}
+
+// setUp brings link name up in namespace ns.
+func setUp(ns netns.NsHandle, name string) error {
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("jail: -tap %s: %w", name, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err == nil {
+		err = h.LinkSetUp(l)
+	}
+	if err != nil {
+		return fmt.Errorf("jail: -tap %s: bringing it up in the jail: %w", name, err)
+	}
+	return nil
 }

@@ -1,29 +1,42 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/govmm/govmm/images/imagesenv"
 	"github.com/govmm/govmm/jail"
+	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/snapshot"
+	"github.com/govmm/govmm/virtio/net"
 )
 
 const jailUsage = `Usage: govmm jail -uid UID -gid GID [jail flags] -- [govmm flags]
+       govmm jail -uid UID -gid GID [jail flags] -- exec [exec flags] -- CMD...
 
 Runs govmm in a jail of its own: new mount, PID, IPC and UTS namespaces (and
-a network namespace with -netns), a fresh read-only root holding only govmm,
-its kernel, initrd and serial file (bind-mounted at their own paths) and
-/dev/kvm (a device node owned by UID), a cgroup with the limits below, UID
-and GID with no capabilities, no_new_privs and rlimits. govmm is PID 1 in
-it, confines itself further with Landlock and seccomp, and has no kernel
-cache (the fast path decompresses in memory). Needs root.
+a network namespace with -netns), a fresh read-only root holding only govmm
+and what its flags name, at their own paths: the kernel and initrd and
+-restore's folder (read-only), the serial file, -drive images (read-only
+with readonly=on) and -snapshot-dir folders (writable), /dev/kvm and, for
+-net tap, /dev/net/tun (device nodes owned by UID), and for -api PATH a
+folder of its own at PATH's folder, where govmm makes the socket, linked
+from PATH on the host so that govmm ctl -api PATH works from outside. Then
+a cgroup with the limits below, UID and GID with no capabilities,
+no_new_privs and rlimits. govmm is PID 1 in it, confines itself further
+with Landlock and seccomp, and has no kernel cache (the fast path
+decompresses in memory); its control API's metrics include the cgroup's
+usage. Needs root, and a govmm built without cgo (CGO_ENABLED=0).
 
   govmm jail -uid 1000 -gid 1000 -memory 600M -cpu-quota 1 -- -kernel bzImage -mem 512M
 
@@ -53,7 +66,7 @@ func parseJailFlags(args []string, stderr io.Writer) (*jailOptions, []string, er
 	fs.IntVar(&c.GID, "gid", -1, "the group ID govmm runs as (required)")
 	fs.StringVar(&c.BaseDir, "base", "/run/govmm-jail", "the folder that holds a folder per running jail (made and removed as needed)")
 	fs.StringVar(&c.NetNS, "netns", "", "new: an empty network namespace of its own; PATH: join that one (/var/run/netns/NAME); default: the host's")
-	fs.StringVar(&c.TAP, "tap", "", "a TAP device to move into the jail's new network namespace (-netns new), and back when it ends")
+	fs.StringVar(&c.TAP, "tap", "", "a TAP device to move into the jail's new network namespace (-netns new) and bring up there, and move back when it ends; for -net tap,ifname=NAME it must belong to UID (ip tuntap add NAME mode tap user UID)")
 	fs.StringVar(&c.Cgroup.Parent, "cgroup-parent", "", "the cgroup the jail's goes under: a path relative to the jailer's own cgroup (default: the jailer's own), or from the hierarchy's root if it starts with /")
 	fs.StringVar(&o.version, "cgroup-version", "auto", "auto (each controller from a v1 hierarchy that has it, else v2), 1 or 2")
 	fs.Float64Var(&c.Cgroup.CPUs, "cpu-quota", 0, "CPU time in CPUs (0.5: half of one) per 100 ms period; 0: no limit")
@@ -62,7 +75,7 @@ func parseJailFlags(args []string, stderr io.Writer) (*jailOptions, []string, er
 	fs.StringVar(&o.memory, "memory", "", "the memory limit (K, M, G); it must hold the guest's RAM and govmm's own; default: none")
 	fs.IntVar(&c.Cgroup.Pids, "pids", 0, "the most tasks, threads included (govmm needs about 10 plus one per vCPU); 0: no limit")
 	fs.Uint64Var(&c.NoFile, "nofile", 1024, "the open-file limit (RLIMIT_NOFILE)")
-	fs.StringVar(&o.fsize, "fsize", "", "the largest file govmm may write (RLIMIT_FSIZE; K, M, G); default: no limit")
+	fs.StringVar(&o.fsize, "fsize", "", "the largest file govmm may write (RLIMIT_FSIZE; K, M, G), disk images and guest RAM's memory file included, so at least -mem; default: no limit")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the jail's layout, and its cgroup's usage at the end")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
 	fs.Usage = func() {
@@ -161,23 +174,71 @@ func runJail(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 
 // jailFiles reads govmm's flags for the files and devices the jail must
 // hold, checks the memory limit against the guest's RAM, and turns the
-// kernel cache off (the jail's root is read-only).
+// kernel cache off (the jail's root is read-only). It reads them with
+// govmm's own flag parser, so that the jail holds what govmm will open.
 func jailFiles(c *jail.Config, vmmArgs []string) error {
 	if len(vmmArgs) > 0 && vmmArgs[0] == jailProbeArg {
 		c.Args = vmmArgs
 		return nil
 	}
 	if len(vmmArgs) > 0 && vmmArgs[0] == "exec" {
-		return fmt.Errorf("jail: govmm exec does not run in a jail yet: give govmm's own flags after --")
+		return jailExecFiles(c, vmmArgs)
 	}
 	o, err := parseFlags(vmmArgs, io.Discard)
 	if err != nil {
 		return fmt.Errorf("jail: govmm's flags after --: %w", err)
 	}
-	if o.help || o.confine.printSeccomp {
+	if o.help || o.confine.printSeccomp || o.dumpACPI != "" {
 		return fmt.Errorf("jail: give govmm flags that run a VM after --")
 	}
-	for _, p := range []string{o.kernel, o.initrd} {
+	if err := jailVMFiles(c, o, o.kernel, o.initrd); err != nil {
+		return err
+	}
+	c.Args = append(append([]string{}, vmmArgs...), "--cache=")
+	return nil
+}
+
+// jailExecFiles is jailFiles for govmm exec: its kernel and initrd,
+// named by images.env in the cache folder unless given, are passed to it
+// as -kernel and -initrd, since the cache is not in the jail.
+func jailExecFiles(c *jail.Config, vmmArgs []string) error {
+	o, err := parseExecFlags(vmmArgs[1:], io.Discard)
+	if err != nil {
+		return fmt.Errorf("jail: govmm exec's flags after --: %w", err)
+	}
+	if o.help {
+		return fmt.Errorf("jail: give govmm exec flags and a command after --")
+	}
+	// Before -kernel is filled in below: on a PVM host the default
+	// kernel cannot run a command, which govmm exec says at once.
+	if err := checkHost(o, detectHost(), io.Discard); err != nil {
+		return fmt.Errorf("jail: govmm exec: %w", err)
+	}
+	kernel, initrd := o.kernel, o.initrd
+	if kernel == "" || initrd == "" {
+		g, err := imagesenv.Load(o.cacheDir)
+		if err != nil {
+			return fmt.Errorf("jail: govmm exec: %w (or give -kernel and -initrd)", err)
+		}
+		kernel, initrd = cmp.Or(kernel, g.Kernel), cmp.Or(initrd, g.Initrd)
+	}
+	if err := jailVMFiles(c, &o.options, kernel, initrd); err != nil {
+		return err
+	}
+	// The kernel and initrd first (the user's own -kernel, given later,
+	// wins and is this one); no cache last, before the command's --.
+	args := append([]string{"exec", "--kernel=" + c.ReadOnly[0], "--initrd=" + c.ReadOnly[1]}, vmmArgs[1:]...)
+	dash := slices.Index(args, "--")
+	c.Args = slices.Insert(args, dash, "--cache=") // parseExecFlags found the --
+	return nil
+}
+
+// jailVMFiles puts in c what a VM run with o opens: the kernel and
+// initrd (the first two of c.ReadOnly when given), the serial file, the
+// KVM device, disk images, /dev/net/tun for -net tap, the folders of
+// -snapshot-dir and -restore and the -api socket.
+func jailVMFiles(c *jail.Config, o *options, kernel, initrd string) error {
+	for _, p := range []string{kernel, initrd} {
 		if p == "" {
 			continue
 		}
@@ -186,6 +247,21 @@ func jailFiles(c *jail.Config, vmmArgs []string) error {
 			return err
 		}
 		c.ReadOnly = append(c.ReadOnly, abs)
+	}
+	if m := c.Cgroup.Memory; m > 0 {
+		need := o.mem + jailOverhead
+		for _, p := range c.ReadOnly {
+			if fi, err := os.Stat(p); err == nil {
+				need += uint64(fi.Size())
+			}
+		}
+		if m < need {
+			return fmt.Errorf("jail: -memory %d MiB is less than the guest's RAM (-mem %d MiB) plus govmm's own memory and files (%d MiB): give -memory %dM or more, or a smaller -mem", m>>20, o.mem>>20, (need-o.mem)>>20, (need+(1<<20)-1)>>20)
+		}
+	}
+	// Guest RAM is a memfd, whose size RLIMIT_FSIZE bounds as a file's.
+	if f := c.FileSize; f > 0 && f < o.mem {
+		return fmt.Errorf("jail: -fsize %d MiB is less than the guest's RAM (-mem %d MiB), which govmm keeps in a memory file that the limit bounds too: give -fsize %dM or more", f>>20, o.mem>>20, o.mem>>20)
 	}
 	if path, ok := strings.CutPrefix(o.serial, "file:"); ok {
 		abs, err := absPath(path)
@@ -199,21 +275,135 @@ func jailFiles(c *jail.Config, vmmArgs []string) error {
 		return err
 	}
 	c.Devices = append(c.Devices, kvmPath)
-	if c.TAP != "" {
-		c.Devices = append(c.Devices, "/dev/net/tun")
+	devs := o.devices
+	if o.mob.restore != "" {
+		saved, err := jailRestore(c, o.mob.restore)
+		if err != nil {
+			return err
+		}
+		if len(devs) == 0 {
+			devs = saved // adoptShape gives the restored guest its saved devices
+		}
 	}
-	if m := c.Cgroup.Memory; m > 0 {
-		need := o.mem + jailOverhead
-		for _, p := range c.ReadOnly {
-			if fi, err := os.Stat(p); err == nil {
-				need += uint64(fi.Size())
+	if err := jailDevices(c, devs); err != nil {
+		return err
+	}
+	c.WritableDirs = append(c.WritableDirs, o.mob.snapshotDirs...) // absolute already
+	if o.mob.api != "" {
+		if c.APISocket, err = filepath.Abs(o.mob.api); err != nil {
+			return fmt.Errorf("jail: -api: %w", err)
+		}
+	}
+	return nil
+}
+
+// jailRestore adds the -restore folder, and the folders of the snapshots
+// a diff snapshot stands on, read-only, and returns the saved guest's
+// devices.
+func jailRestore(c *jail.Config, dir string) ([]machine.Device, error) {
+	var devs []machine.Device
+	for depth := 0; depth <= 64; depth++ {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("jail: -restore: %w", err)
+		}
+		f, err := snapshot.ReadState(abs)
+		if err != nil {
+			return nil, fmt.Errorf("jail: -restore: %w", err)
+		}
+		if depth == 0 && f.Machine != nil {
+			devs = f.Machine.Config.Devices
+		}
+		if !slices.Contains(c.ReadOnlyDirs, abs) {
+			c.ReadOnlyDirs = append(c.ReadOnlyDirs, abs)
+		}
+		if f.Memory.Diff == nil {
+			break
+		}
+		dir = f.Memory.Diff.Base
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(abs, dir)
+		}
+	}
+	return devs, nil
+}
+
+// jailDevices adds what the virtio devices open: disk images (or block
+// devices), /dev/net/tun for -net tap, and the resolver's files for -net
+// user; and checks that each TAP can be reached by the jail's user.
+func jailDevices(c *jail.Config, devs []machine.Device) error {
+	for _, d := range devs {
+		a := machine.DeviceAccessOf([]machine.Device{d})
+		if a.Network { // -net user: the resolver reads the host's files where there are some
+			for _, p := range a.Read {
+				if _, err := os.Stat(p); err == nil && !slices.Contains(c.ReadOnly, p) {
+					c.ReadOnly = append(c.ReadOnly, p)
+				}
+			}
+			continue
+		}
+		for i, p := range slices.Concat(a.Read, a.ReadWrite) {
+			readOnly := i < len(a.Read)
+			if p == net.TunDevice {
+				if !slices.Contains(c.Devices, p) {
+					c.Devices = append(c.Devices, p)
+				}
+				if err := jailTAP(c, string(d)); err != nil {
+					return err
+				}
+				continue
+			}
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return fmt.Errorf("jail: -drive: %w", err)
+			}
+			fi, err := os.Stat(abs)
+			if err != nil {
+				return fmt.Errorf("jail: -drive file=%s: %w: give an existing disk image (truncate -s 64M FILE makes an empty one)", p, errors.Unwrap(err))
+			}
+			switch {
+			case fi.Mode()&os.ModeDevice != 0 && readOnly:
+				c.ReadOnlyDevices = append(c.ReadOnlyDevices, abs)
+			case fi.Mode()&os.ModeDevice != 0:
+				c.Devices = append(c.Devices, abs)
+			case !fi.Mode().IsRegular():
+				return fmt.Errorf("jail: -drive file=%s is neither a file nor a block device", p)
+			case readOnly:
+				c.ReadOnly = append(c.ReadOnly, abs)
+			default:
+				c.ReadWrite = append(c.ReadWrite, abs)
 			}
 		}
-		if m < need {
-			return fmt.Errorf("jail: -memory %d MiB is less than the guest's RAM (-mem %d MiB) plus govmm's own memory and files (%d MiB): give -memory %dM or more, or a smaller -mem", m>>20, o.mem>>20, (need-o.mem)>>20, (need+(1<<20)-1)>>20)
+	}
+	return nil
+}
+
+// jailTAP checks a -net tap device word against the jail: with a new
+// network namespace the TAP must be the one -tap moves in, and govmm,
+// with no capabilities, can attach only to a TAP its user owns.
+func jailTAP(c *jail.Config, word string) error {
+	name := ""
+	for _, f := range strings.Split(word, ",") {
+		if n, ok := strings.CutPrefix(f, "tap="); ok {
+			name = n
 		}
 	}
-	c.Args = append(append([]string{}, vmmArgs...), "--cache=")
+	if c.NetNS == "new" && name != c.TAP {
+		return fmt.Errorf("jail: -net tap,ifname=%s with -netns new: give -tap %s too, which moves it into the jail's namespace (make it first: ip tuntap add %s mode tap user %d)", name, name, name, c.UID)
+	}
+	if c.NetNS != "" && c.NetNS != "new" {
+		return nil // in a namespace the jailer does not look into
+	}
+	b, err := os.ReadFile(filepath.Join("/sys/class/net", name, "owner"))
+	if err != nil {
+		return fmt.Errorf("jail: -net tap,ifname=%s: no such TAP device: govmm, with no capabilities in the jail, cannot make one: make it first with ip tuntap add %s mode tap user %d", name, name, c.UID)
+	}
+	owner, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	g, _ := os.ReadFile(filepath.Join("/sys/class/net", name, "group"))
+	group, _ := strconv.Atoi(strings.TrimSpace(string(g)))
+	if owner != c.UID && group != c.GID {
+		return fmt.Errorf("jail: TAP %s belongs to uid %d (group %d), and govmm in the jail runs as uid %d with no capabilities, so it cannot attach to it: make it with ip tuntap add %s mode tap user %d", name, owner, group, c.UID, name, c.UID)
+	}
 	return nil
 }
 

@@ -144,7 +144,7 @@ func TestJailRunsGuest(t *testing.T) {
 	base, serial := filepath.Join(dir, "base"), filepath.Join(dir, "serial")
 	before := mounts(t)
 	status, _, stderr, err := jailed(t, "-id", "runs", "-uid", "65534", "-gid", "65534", "-base", base, "-v",
-		"-memory", "256M", "-cpu-quota", "1", "-pids", "64", "-cpuset", "0", "-nofile", "64", "-fsize", "1M",
+		"-memory", "256M", "-cpu-quota", "1", "-pids", "64", "-cpuset", "0", "-nofile", "64", "-fsize", "64M",
 		"--", "-kernel", g.ELF, "-mem", "64M", "-append", "mode=check loops=1000", "-serial", "file:"+serial, "-v")
 	if status != 0 || err != nil {
 		t.Fatalf("govmm jail ... -- -kernel guest.elf = %d, %v, want 0\nstderr:\n%s", status, err, stderr)
