@@ -31,6 +31,10 @@ type Config struct {
 	Pagemap io.ReaderAt
 	// Exits, if set, returns the exit statistics for /v1/metrics.
 	Exits func() any
+	// Cgroup, if set, returns the usage of the jail's cgroup for
+	// /v1/metrics. It runs under the seccomp filter: it may only read
+	// descriptors opened before.
+	Cgroup func() any
 	// Restored names where the guest came from, for /v1/info.
 	Restored string
 	// Migrated is called once a migration has handed the guest over,
@@ -275,6 +279,9 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	mt := Metrics{Machine: s.c.Machine.Metrics()}
 	if s.c.Exits != nil {
 		mt.Exits = s.c.Exits()
+	}
+	if s.c.Cgroup != nil {
+		mt.Cgroup = s.c.Cgroup()
 	}
 	reply(w, mt)
 }

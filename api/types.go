@@ -131,4 +131,8 @@ type Metrics struct {
 	// Exits are the exit statistics by reason and device (package
 	// trace), when govmm keeps them.
 	Exits any `json:"exits,omitempty"`
+	// Cgroup is the usage of the cgroup govmm jail put govmm in
+	// (jail.Usage: memory, CPU time and throttling, tasks), when it runs
+	// in one.
+	Cgroup any `json:"cgroup,omitempty"`
 }

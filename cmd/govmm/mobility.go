@@ -284,7 +284,8 @@ func (mb *mobility) started(m *machine.Machine, cfg *machine.Config, stats *trac
 	}
 	mb.server = api.NewServer(api.Config{
 		Machine: m, SnapshotDirs: mb.o.mob.snapshotDirs, Pagemap: pagemap, Restored: mb.from, Log: mb.stderr,
-		Exits: func() any { return exitCounts(stats) },
+		Exits:  func() any { return exitCounts(stats) },
+		Cgroup: jailCgroup(mb.stderr),
 		Migrated: func(uri string, r migration.Result) {
 			mb.migrated.Store(&uri)
 			fmt.Fprintf(mb.stderr, "govmm: the guest migrated to %s: %d rounds, %.1f MiB, downtime %v, in %v\n", uri, r.Rounds, float64(r.Sent)/(1<<20), r.Downtime.Round(time.Millisecond), r.Total.Round(time.Millisecond))
