@@ -123,7 +123,8 @@ func (g *govmmRun) waitConsole(t *testing.T, s string) {
 
 // TestFirecrackerAPIRunsTestGuest drives govmm firecracker through its
 // socket as the SDK does, on the test guest that waits for the power
-// button: configure, start, pause, snapshot, resume, flush metrics, then
+// button: configure (with a drive), start, patch the drive, pause,
+// snapshot, resume, flush metrics, then
 // SendCtrlAltDel (the power button) ends the guest and the process exits
 // 0, after which the API is gone. The snapshot is loaded in a fresh
 // process, which goes on waiting for the button where the guest was.
@@ -143,6 +144,13 @@ func TestFirecrackerAPIRunsTestGuest(t *testing.T) {
 	c.must("PUT", "/metrics", fmt.Sprintf(`{"metrics_path":%q}`, metrics), 204)
 	c.must("PUT", "/machine-config", `{"vcpu_count":1,"mem_size_mib":64,"smt":false}`, 204)
 	c.must("PUT", "/boot-source", fmt.Sprintf(`{"kernel_image_path":%q,"boot_args":"console=ttyS0 reboot=k panic=1 pci=off mode=powerbutton"}`, g.BzImage), 204)
+	disk, other := filepath.Join(dir, "disk.img"), filepath.Join(dir, "other.img")
+	for _, p := range []string{disk, other} {
+		if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.must("PUT", "/drives/scratch", fmt.Sprintf(`{"drive_id":"scratch","path_on_host":%q,"is_root_device":false,"is_read_only":false}`, disk), 204)
 	t0 := time.Now()
 	c.must("PUT", "/actions", `{"action_type":"InstanceStart"}`, 204)
 	t.Logf("InstanceStart answered in %v", time.Since(t0).Round(time.Microsecond))
@@ -151,6 +159,12 @@ func TestFirecrackerAPIRunsTestGuest(t *testing.T) {
 		t.Fatalf("state %q after InstanceStart", s)
 	}
 	c.must("PUT", "/boot-source", fmt.Sprintf(`{"kernel_image_path":%q}`, g.BzImage), 400)
+	// The drive's own file again: re-read, a configuration-change
+	// interrupt. Another file: refused, saying why.
+	c.must("PATCH", "/drives/scratch", fmt.Sprintf(`{"drive_id":"scratch","path_on_host":%q}`, disk), 204)
+	if out := c.must("PATCH", "/drives/scratch", fmt.Sprintf(`{"drive_id":"scratch","path_on_host":%q}`, other), 400); !strings.Contains(out, "cannot yet put another file behind a running drive") {
+		t.Errorf("PATCH /drives with another file: %s", out)
+	}
 	c.must("PATCH", "/vm", `{"state":"Paused"}`, 204)
 	if s := c.state(); s != "Paused" {
 		t.Fatalf("state %q after pausing", s)
