@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -170,6 +172,7 @@ func Run(ctx context.Context, c Config) (status int, err error) {
 	}
 	if c.Verbose {
 		fmt.Fprintf(c.Log, "govmm jail: %s: root %s, cgroup %v, pid %d outside\n", c.ID, root, g.Paths(), pid)
+		fmt.Fprintf(c.Log, "govmm jail: %s: holds %s\n", c.ID, c.layout(apiDir))
 	}
 
 	ic := initConfig{Root: root, ID: c.ID, Dir: c.Dir, UID: c.UID, GID: c.GID, Program: c.Program, Args: c.Args, Env: c.Env,
@@ -334,4 +337,21 @@ func makeAPIDir(jailDir, socket string, uid, gid int) (string, func() error, err
 	}
 	linked = true
 	return dir, undo, nil
+}
+
+// layout says what the jail's root holds, for -v.
+func (c *Config) layout(apiDir string) string {
+	var parts []string
+	add := func(what string, ps []string) {
+		if len(ps) > 0 {
+			parts = append(parts, what+" "+strings.Join(ps, " "))
+		}
+	}
+	add("read-only", slices.Concat(c.ReadOnly, c.ReadOnlyDirs))
+	add("writable", slices.Concat(c.Writable, c.ReadWrite, c.WritableDirs))
+	add("devices", slices.Concat(c.Devices, c.ReadOnlyDevices))
+	if apiDir != "" {
+		parts = append(parts, fmt.Sprintf("api %s at %s (linked from %s)", apiDir, filepath.Dir(c.APISocket), c.APISocket))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -270,6 +270,16 @@ func jailVMFiles(c *jail.Config, o *options, kernel, initrd string) error {
 		}
 		c.Writable = append(c.Writable, abs)
 	}
+	if t := o.inspect.traceFile; t != "" {
+		abs, err := absPath(t)
+		if err != nil && !os.IsNotExist(errors.Unwrap(err)) {
+			return err
+		}
+		c.Writable = append(c.Writable, abs)
+	}
+	if strings.HasPrefix(o.inspect.gdb, "unix:") {
+		return fmt.Errorf("jail: -gdb unix:PATH is not made reachable from the host: give -gdb tcp:HOST:PORT (with the host's network namespace), or run govmm outside the jail to debug its guest")
+	}
 	kvmPath, err := absPath(o.kvmPath)
 	if err != nil {
 		return err
