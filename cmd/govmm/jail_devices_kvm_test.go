@@ -206,8 +206,8 @@ func jailCtl(t *testing.T, path string, args ...string) string {
 // TestJailAPI runs a jailed guest with -api and -snapshot-dir: govmm
 // ctl -api PATH from the host sees it, pauses and resumes it, reads the
 // jail's cgroup in its metrics and snapshots it into the snapshot
-// folder; a second jail restores that snapshot read-only, and stop ends
-// each. The socket's link and the jail's folders are gone afterwards.
+// folder; a second jail restores that snapshot read-only, with the
+// saved guest's disk, and stop ends each. The socket's link and the jail's folders are gone afterwards.
 func TestJailAPI(t *testing.T) {
 	g := requireJail(t)
 	dir := t.TempDir()
@@ -215,9 +215,12 @@ func TestJailAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	base, sock, snaps := filepath.Join(dir, "base"), filepath.Join(dir, "vm.sock"), filepath.Join(dir, "snaps")
+	disk := filepath.Join(dir, "disk.img")
+	jailDisk(t, disk, 1<<20, 65534)
 	before := mounts(t)
 	r := jailStart(t, "-id", "api", "-uid", "65534", "-gid", "65534", "-base", base, "-memory", "256M", "-pids", "64",
-		"--", "-kernel", g.ELF, "-mem", "64M", "-serial", "none", "-append", "mode=spin", "-api", sock, "-snapshot-dir", snaps)
+		"--", "-kernel", g.ELF, "-mem", "64M", "-serial", "none", "-append", "mode=spin", "-api", sock, "-snapshot-dir", snaps,
+		"-drive", "file="+disk)
 	start := time.Now()
 	waitSocket(t, r, sock)
 	t.Logf("the jailed govmm's socket answered from the host %v after the start", time.Since(start).Round(time.Millisecond))
@@ -262,12 +265,14 @@ func TestJailAPI(t *testing.T) {
 		t.Errorf("the jail stopped by ctl stop = %d, %v\nstderr:\n%s", r.status, r.err, r.stderr.String())
 	}
 
-	// The snapshot, restored in a jail of its own.
+	// The snapshot, restored in a jail of its own, which holds the saved
+	// guest's disk though no -drive is given.
 	r = jailStart(t, "-id", "api-restore", "-uid", "65534", "-gid", "65534", "-base", base,
 		"--", "-restore", snap, "-serial", "none", "-api", sock)
 	waitSocket(t, r, sock)
-	if err := json.Unmarshal([]byte(jailCtl(t, sock, "info")), &info); err != nil || info.State != "running" || !strings.Contains(info.Restored, snap) {
-		t.Errorf("govmm ctl info of the restored guest = %+v, %v; want running, restored from %s", info, err, snap)
+	if err := json.Unmarshal([]byte(jailCtl(t, sock, "info")), &info); err != nil || info.State != "running" || !strings.Contains(info.Restored, snap) ||
+		!strings.Contains(strings.Join(info.Devices, " "), disk) {
+		t.Errorf("govmm ctl info of the restored guest = %+v, %v; want running, restored from %s, with its disk", info, err, snap)
 	}
 	jailCtl(t, sock, "stop")
 	<-r.done
