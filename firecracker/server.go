@@ -202,7 +202,7 @@ func (s *Server) handleLocked(ctx context.Context, method, path string, body []b
 	}
 	switch r.Kind {
 	case GetInstanceInfo:
-		return InstanceInfo{AppName: AppName, ID: s.c.ID, State: s.state, VMMVersion: Version}, nil
+		return InstanceInfo{AppName: AppName, ID: s.c.ID, State: s.state, Started: s.state != NotStarted, VMMVersion: Version}, nil
 	case GetVersion:
 		return VersionInfo{FirecrackerVersion: Version}, nil
 	case GetMachineConfig:

@@ -36,11 +36,15 @@ const (
 	Paused     State = "Paused"
 )
 
-// InstanceInfo is GET /'s answer.
+// InstanceInfo is GET /'s answer. Started is not in Firecracker v1.4's
+// answer: it is the field Firecracker before v1.0 gave instead of State,
+// which Kata's bundled client still polls for (vmRunning in
+// src/runtime/virtcontainers/fc.go).
 type InstanceInfo struct {
 	AppName    string `json:"app_name"`
 	ID         string `json:"id"`
 	State      State  `json:"state"`
+	Started    bool   `json:"started"`
 	VMMVersion string `json:"vmm_version"`
 }
 
