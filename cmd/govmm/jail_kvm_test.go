@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -33,6 +34,15 @@ func requireJail(t *testing.T) testguest.Guests {
 	kvmtest.Require(t)
 	if os.Geteuid() != 0 {
 		t.Skip("govmm jail needs root (namespaces, mounts, cgroups, another uid)")
+	}
+	if self, err := os.Executable(); err == nil {
+		if f, err := elf.Open(self); err == nil {
+			dynamic := slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP })
+			f.Close()
+			if dynamic {
+				t.Skip("the test binary is dynamically linked (cgo is on), and a jail holds no shared libraries: run the jail tests with CGO_ENABLED=0, as make test does")
+			}
+		}
 	}
 	cgroupOnce.Do(func() {
 		mi, err := os.ReadFile("/proc/self/mountinfo")
