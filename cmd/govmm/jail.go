@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -169,6 +171,12 @@ func runJail(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		}
 	}
 	c.Stdin, c.Stdout, c.Stderr, c.Log = stdin, stdout, stderr, stderr
+	// A reader of the jailer's output that goes away (govmm jail ... |
+	// head) must not kill it with SIGPIPE before it removes the jail: with
+	// the signal asked for, a write to the closed pipe only fails.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 	return jail.Run(ctx, *c)
 }
 
