@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 )
 
 // FileConfig is Firecracker's configuration file (--config-file), with
@@ -29,59 +30,86 @@ type ConfigRequest struct {
 	Body         []byte
 }
 
+// ConfigFile is a configuration file read: the requests it stands for,
+// and the top-level sections it has that Firecracker does not know,
+// which Firecracker ignores (flintlock writes "MmdsConfig") and so does
+// govmm, saying so.
+type ConfigFile struct {
+	Requests []ConfigRequest
+	Ignored  []string
+}
+
 // maxConfigFile bounds a configuration file.
 const maxConfigFile = 1 << 20
 
-// ParseConfigFile reads a configuration file and returns the requests it
-// stands for, in the order Firecracker applies them (logger, metrics,
-// machine, boot source, drives, network interfaces), each already checked
-// by ParseRequest; InstanceStart is not among them.
-func ParseConfigFile(data []byte) ([]ConfigRequest, error) {
+// ParseConfigFile reads a configuration file: the requests it stands
+// for, in the order Firecracker applies them (logger, metrics, machine,
+// boot source, drives, network interfaces), each already checked by
+// ParseRequest (InstanceStart is not among them), and the sections it
+// ignores. Inside a section, as in a request, unknown fields are refused.
+func ParseConfigFile(data []byte) (ConfigFile, error) {
 	if len(data) > maxConfigFile {
-		return nil, fmt.Errorf("the configuration file is %d bytes, more than %d", len(data), maxConfigFile)
+		return ConfigFile{}, fmt.Errorf("the configuration file is %d bytes, more than %d", len(data), maxConfigFile)
 	}
-	var fc FileConfig
-	if err := decode(data, &fc); err != nil {
-		return nil, fmt.Errorf("the configuration file: %w", err)
+	var sections map[string]json.RawMessage
+	if err := json.Unmarshal(data, &sections); err != nil {
+		return ConfigFile{}, fmt.Errorf("the configuration file: %w", err)
 	}
-	for _, sec := range []struct {
-		name, what string
-		raw        json.RawMessage
-	}{{"mmds-config", "mmds", fc.MMDSConfig}, {"vsock", "vsock", fc.Vsock}, {"balloon", "balloon", fc.Balloon}, {"entropy", "entropy", fc.Entropy}, {"cpu-config", "cpu-config", fc.CPUConfig}} {
-		if len(sec.raw) > 0 && string(sec.raw) != "null" {
-			return nil, fmt.Errorf("the configuration file's %s: %s", sec.name, notImplemented[sec.what])
+	var out ConfigFile
+	for name := range sections {
+		if !knownSections[name] {
+			out.Ignored = append(out.Ignored, name)
 		}
 	}
-	if fc.BootSource == nil {
-		return nil, fmt.Errorf("the configuration file has no boot-source: give one with kernel_image_path")
+	slices.Sort(out.Ignored)
+	present := func(name string) bool { raw, ok := sections[name]; return ok && string(raw) != "null" }
+	for _, sec := range []struct{ name, what string }{{"mmds-config", "mmds"}, {"vsock", "vsock"}, {"balloon", "balloon"}, {"entropy", "entropy"}, {"cpu-config", "cpu-config"}} {
+		if present(sec.name) {
+			return ConfigFile{}, fmt.Errorf("the configuration file's %s: %s", sec.name, notImplemented[sec.what])
+		}
 	}
+	if !present("boot-source") {
+		return ConfigFile{}, fmt.Errorf("the configuration file has no boot-source: give one with kernel_image_path")
+	}
+	// Each section goes to ParseRequest as the body it is, so that its
+	// fields are checked as a request's are.
 	var reqs []ConfigRequest
-	add := func(method, path string, v any) {
-		b, _ := json.Marshal(v) // the types are the API's own, which always marshal
-		reqs = append(reqs, ConfigRequest{method, path, b})
+	for _, sec := range []struct{ name, path string }{{"logger", "/logger"}, {"metrics", "/metrics"}, {"machine-config", "/machine-config"}, {"boot-source", "/boot-source"}} {
+		if present(sec.name) {
+			reqs = append(reqs, ConfigRequest{"PUT", sec.path, sections[sec.name]})
+		}
 	}
-	if fc.Logger != nil {
-		add("PUT", "/logger", fc.Logger)
-	}
-	if fc.Metrics != nil {
-		add("PUT", "/metrics", fc.Metrics)
-	}
-	if fc.MachineConfig != nil {
-		add("PUT", "/machine-config", fc.MachineConfig)
-	}
-	add("PUT", "/boot-source", fc.BootSource)
-	for _, d := range fc.Drives {
-		add("PUT", "/drives/"+d.DriveID, d)
-	}
-	for _, n := range fc.NetworkInterfaces {
-		add("PUT", "/network-interfaces/"+n.IfaceID, n)
+	for _, sec := range []struct{ name, path, id string }{{"drives", "/drives/", "drive_id"}, {"network-interfaces", "/network-interfaces/", "iface_id"}} {
+		if !present(sec.name) {
+			continue
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(sections[sec.name], &items); err != nil {
+			return ConfigFile{}, fmt.Errorf("the configuration file's %s: give a list: %w", sec.name, err)
+		}
+		for i, item := range items {
+			var ids map[string]json.RawMessage
+			var id string
+			if err := json.Unmarshal(item, &ids); err != nil || json.Unmarshal(ids[sec.id], &id) != nil {
+				return ConfigFile{}, fmt.Errorf("the configuration file's %s[%d]: give an object with %s, a string", sec.name, i, sec.id)
+			}
+			reqs = append(reqs, ConfigRequest{"PUT", sec.path + id, item})
+		}
 	}
 	for _, r := range reqs {
 		if _, err := ParseRequest(r.Method, r.Path, r.Body); err != nil {
-			return nil, fmt.Errorf("the configuration file: %s %s: %w", r.Method, r.Path, err)
+			return ConfigFile{}, fmt.Errorf("the configuration file: %s %s: %w", r.Method, r.Path, err)
 		}
 	}
-	return reqs, nil
+	out.Requests = reqs
+	return out, nil
+}
+
+// knownSections are the configuration file's sections, as Firecracker
+// v1.4's VmmConfig names them.
+var knownSections = map[string]bool{
+	"boot-source": true, "drives": true, "machine-config": true, "network-interfaces": true, "logger": true,
+	"metrics": true, "mmds-config": true, "vsock": true, "balloon": true, "entropy": true, "cpu-config": true,
 }
 
 // Apply makes the requests of a configuration file and then starts the

@@ -105,12 +105,17 @@ func FuzzParseConfigFile(f *testing.F) {
 	f.Add([]byte(`{"boot-source":{"kernel_image_path":"/k","boot_args":"console=ttyS0"},"drives":[{"drive_id":"rootfs","path_on_host":"/r","is_root_device":true,"is_read_only":false}],"machine-config":{"vcpu_count":2,"mem_size_mib":1024},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"tap0","guest_mac":"AA:FC:00:00:00:01"}],"logger":{"log_path":"/l","level":"Info"},"metrics":{"metrics_path":"/m"}}`))
 	f.Add([]byte(`{"boot-source":{"kernel_image_path":"/k"},"mmds-config":{"network_interfaces":["eth0"]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		reqs, err := ParseConfigFile(data)
+		cf, err := ParseConfigFile(data)
 		if err != nil {
 			return
 		}
 		seen := false
-		for _, r := range reqs {
+		for _, name := range cf.Ignored {
+			if knownSections[name] {
+				t.Fatalf("the file %q: known section %s ignored", data, name)
+			}
+		}
+		for _, r := range cf.Requests {
 			if _, err := ParseRequest(r.Method, r.Path, r.Body); err != nil {
 				t.Fatalf("the file %q stands for %s %s %s, refused: %v", data, r.Method, r.Path, r.Body, err)
 			}
@@ -126,21 +131,25 @@ func TestParseConfigFile(t *testing.T) {
 	for _, tc := range []struct {
 		name, file string
 		paths      []string
+		ignored    []string
 		err        string
 	}{
-		{"flintlock", `{"boot-source":{"kernel_image_path":"/k","boot_args":"console=ttyS0 reboot=k panic=1 i8042.noaux ds=nocloud-net;s=http://169.254.169.254/latest/"},"drives":[{"drive_id":"root","path_on_host":"/r","is_root_device":true,"is_read_only":false,"cache_type":"Unsafe"}],"machine-config":{"vcpu_count":2,"mem_size_mib":2048,"smt":false},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"tap0","guest_mac":"AA:FF:00:00:00:01"}],"logger":{"log_path":"/log","level":"Debug","show_level":true,"show_log_origin":true},"metrics":{"metrics_path":"/metrics"}}`,
-			[]string{"/logger", "/metrics", "/machine-config", "/boot-source", "/drives/root", "/network-interfaces/eth0"}, ""},
+		// flintlock (infrastructure/firecracker/config.go, types.go):
+		// its MMDS section is named MmdsConfig, which Firecracker
+		// ignores as an unknown section.
+		{"flintlock", `{"drives":[{"drive_id":"root","path_on_host":"/r","is_root_device":true,"is_read_only":false,"cache_type":"Unsafe"}],"boot-source":{"kernel_image_path":"/k/vmlinux","boot_args":"console=ttyS0 reboot=k panic=1 i8042.noaux network-config=dmVyc2lvbjogMgo="},"logger":{"log_path":"/s/firecracker.log","level":"Debug","show_level":true,"show_log_origin":true},"machine-config":{"vcpu_count":2,"mem_size_mib":2048,"smt":false,"track_dirty_pages":false},"metrics":{"metrics_path":"/s/firecracker.metrics"},"MmdsConfig":{"network_interfaces":["eth0"],"version":"V1"},"network-interfaces":[{"iface_id":"eth0","host_dev_name":"fltap0","guest_mac":"AA:FF:00:00:00:01"}]}`,
+			[]string{"/logger", "/metrics", "/machine-config", "/boot-source", "/drives/root", "/network-interfaces/eth0"}, []string{"MmdsConfig"}, ""},
 		{"kata", `{"boot-source":{"kernel_image_path":"/k","initrd_path":"/i"},"drives":[],"machine-config":{"vcpu_count":1,"mem_size_mib":2048,"ht_enabled":false},"network-interfaces":[]}`,
-			[]string{"/machine-config", "/boot-source"}, ""},
-		{"no boot source", `{"drives":[]}`, nil, "no boot-source"},
-		{"mmds", `{"boot-source":{"kernel_image_path":"/k"},"mmds-config":{"network_interfaces":["eth0"]}}`, nil, "MMDS"},
-		{"vsock", `{"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":"/v"}}`, nil, "vsock is not implemented"},
-		{"unknown section", `{"boot-source":{"kernel_image_path":"/k"},"gpu":{}}`, nil, `unknown field "gpu"`},
-		{"bad drive", `{"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a-b","path_on_host":"/r","is_root_device":true}]}`, nil, "alphanumeric"},
-		{"snake case", `{"boot_source":{"kernel_image_path":"/k"}}`, nil, `unknown field "boot_source"`},
+			[]string{"/machine-config", "/boot-source"}, nil, ""},
+		{"no boot source", `{"drives":[]}`, nil, nil, "no boot-source"},
+		{"mmds", `{"boot-source":{"kernel_image_path":"/k"},"mmds-config":{"network_interfaces":["eth0"]}}`, nil, nil, "MMDS"},
+		{"vsock", `{"boot-source":{"kernel_image_path":"/k"},"vsock":{"guest_cid":3,"uds_path":"/v"}}`, nil, nil, "vsock is not implemented"},
+		{"unknown section in a section", `{"boot-source":{"kernel_image_path":"/k","gpu":{}}}`, nil, nil, `unknown field "gpu"`},
+		{"bad drive", `{"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a-b","path_on_host":"/r","is_root_device":true}]}`, nil, nil, "alphanumeric"},
+		{"snake case", `{"boot_source":{"kernel_image_path":"/k"}}`, nil, nil, `no boot-source`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			reqs, err := ParseConfigFile([]byte(tc.file))
+			cf, err := ParseConfigFile([]byte(tc.file))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("ParseConfigFile = %v, want an error with %q", err, tc.err)
@@ -151,11 +160,14 @@ func TestParseConfigFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			var paths []string
-			for _, r := range reqs {
+			for _, r := range cf.Requests {
 				paths = append(paths, r.Path)
 			}
 			if !reflect.DeepEqual(paths, tc.paths) {
 				t.Errorf("requests %v, want %v", paths, tc.paths)
+			}
+			if !reflect.DeepEqual(cf.Ignored, tc.ignored) {
+				t.Errorf("ignored sections %q, want %q", cf.Ignored, tc.ignored)
 			}
 		})
 	}

@@ -189,10 +189,10 @@ func decodeRequired(body []byte, v any, required ...string) error {
 
 // checkID checks a path's resource ID and that the body names the same.
 func checkID(tokens []string, bodyID string) error {
-	if len(tokens) != 2 || tokens[1] == "" {
+	if len(tokens) < 2 || tokens[1] == "" {
 		return &Error{msgEmptyID}
 	}
-	if !validID(tokens[1]) {
+	if len(tokens) > 2 || !validID(tokens[1]) {
 		return &Error{msgIDChars}
 	}
 	if tokens[1] != bodyID {

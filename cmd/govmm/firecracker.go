@@ -149,9 +149,14 @@ func runFirecracker(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return 1, fmt.Errorf("--config-file: %w", err)
 		}
-		if reqs, err = firecracker.ParseConfigFile(data); err != nil {
+		cf, err := firecracker.ParseConfigFile(data)
+		if err != nil {
 			return 1, fmt.Errorf("--config-file %s: %w", o.configFile, err)
 		}
+		if len(cf.Ignored) > 0 {
+			fmt.Fprintf(stderr, "govmm: --config-file %s: ignoring the sections Firecracker does not know, as it does: %s\n", o.configFile, strings.Join(cf.Ignored, ", "))
+		}
+		reqs = cf.Requests
 	}
 	if o.metadata != "" {
 		if err := checkMetadata(o.metadata); err != nil {

@@ -233,8 +233,9 @@ func checkMetrics(t *testing.T, path string) {
 }
 
 // TestFirecrackerConfigFile is flintlock's way: --no-api --config-file
-// (kebab-case sections), --metadata, --boot-timer and --id; the guest
-// boots at once and its status is govmm's.
+// (kebab-case sections, and flintlock's MmdsConfig section, which
+// Firecracker ignores as unknown), --metadata, --boot-timer and --id; the
+// guest boots at once and its status is govmm's.
 func TestFirecrackerConfigFile(t *testing.T) {
 	kvmtest.Require(t)
 	g, err := testguest.Build(kvmtest.CacheDir())
@@ -250,7 +251,8 @@ func TestFirecrackerConfigFile(t *testing.T) {
   "drives": [],
   "machine-config": {"vcpu_count": 1, "mem_size_mib": 64, "smt": false},
   "network-interfaces": [],
-  "logger": {"log_path": %q, "level": "Info", "show_level": true, "show_log_origin": true}
+  "logger": {"log_path": %q, "level": "Info", "show_level": true, "show_log_origin": true},
+  "MmdsConfig": {"network_interfaces": [], "version": "V1"}
 }`, g.BzImage, logf)
 	if err := os.WriteFile(cfg, []byte(file), 0o600); err != nil {
 		t.Fatal(err)
@@ -260,15 +262,18 @@ func TestFirecrackerConfigFile(t *testing.T) {
 	}
 	var out, stderr syncWriter
 	out.more, stderr.more = make(chan struct{}, 1), make(chan struct{}, 1)
-	status, err := run(context.Background(), []string{fcName, "--no-api", "--config-file", cfg, "--metadata", meta, "--boot-timer", "--id", "flint_1"}, nil, &out, &stderr)
+	// flintlock's arguments, in its order (infrastructure/firecracker/create.go).
+	status, err := run(context.Background(), []string{fcName, "--id", "flint_1", "--boot-timer", "--no-api", "--config-file", cfg, "--metadata", meta}, nil, &out, &stderr)
 	if err != nil || status != 0 {
 		t.Fatalf("govmm firecracker --no-api --config-file = %d, %v\nstderr:\n%s", status, err, stderr.String())
 	}
 	if !strings.Contains(out.String(), "ring3 ok") {
 		t.Errorf("the guest's console lacks ring3 ok:\n%s", out.String())
 	}
-	if !strings.Contains(stderr.String(), "govmm has no MMDS") {
-		t.Errorf("no warning that the metadata cannot reach the guest:\n%s", stderr.String())
+	for _, want := range []string{"govmm has no MMDS", "ignoring the sections Firecracker does not know, as it does: MmdsConfig"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
 	}
 	log, err := os.ReadFile(logf)
 	if err != nil || !strings.Contains(string(log), "[flint_1:INFO] Running Firecracker v1.4.1") {
