@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestAtomicAccessors(t *testing.T) {
@@ -70,5 +72,37 @@ func TestNewIsMemfd(t *testing.T) {
 	st, err := f.Stat()
 	if err != nil || st.Size() != 1<<20 {
 		t.Errorf("memfd size = %v, %v, want %d", st, err, 1<<20)
+	}
+}
+
+// TestNewUnderFileSizeLimit: with RLIMIT_FSIZE below RAM's size (govmm
+// jail -fsize), which the kernel applies to a memfd too, RAM is anonymous
+// memory instead of an error.
+func TestNewUnderFileSizeLimit(t *testing.T) {
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := unix.Rlimit{Cur: 1 << 20, Max: old.Max}
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(64 << 20)
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("New(64 MiB) under a 1 MiB file-size limit: %v", err)
+	}
+	defer m.Close()
+	if m.File() != nil {
+		t.Error("File() is a memfd, want anonymous RAM under the limit")
+	}
+	if err := m.WriteAt([]byte("govmm"), 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if err := m.ReadAt(got, 32<<20); err != nil || string(got) != "govmm" {
+		t.Errorf("ReadAt(32 MiB) = %q, %v, want \"govmm\"", got, err)
 	}
 }

@@ -52,7 +52,10 @@ func New(size uint64) (*Memory, error) {
 }
 
 // newRAMFile makes the memfd behind guest RAM, size bytes long (sparse:
-// ftruncate allocates nothing). nil, nil means the kernel has no memfd.
+// ftruncate allocates nothing). nil, nil means RAM is to be anonymous
+// memory: the kernel has no memfd, or the file-size limit (RLIMIT_FSIZE,
+// which govmm jail -fsize sets to bound the files govmm writes) is below
+// RAM's size, since the kernel counts a memfd as a file.
 func newRAMFile(size uint64) (*os.File, error) {
 	fd, err := unix.MemfdCreate("govmm-guest-ram", unix.MFD_CLOEXEC)
 	if errors.Is(err, unix.ENOSYS) {
@@ -62,7 +65,9 @@ func newRAMFile(size uint64) (*os.File, error) {
 		return nil, fmt.Errorf("memfd_create for guest RAM: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "govmm-guest-ram")
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+	if err := unix.Ftruncate(fd, int64(size)); errors.Is(err, unix.EFBIG) {
+		return nil, f.Close()
+	} else if err != nil {
 		return nil, errors.Join(fmt.Errorf("sizing the guest RAM memfd to %d MiB: %w", size>>20, err), f.Close())
 	}
 	return f, nil
