@@ -136,7 +136,9 @@ func TestFirecrackerAPIRunsTestGuest(t *testing.T) {
 	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "fc.sock")
-	run1, c := startFirecracker(t, sock, "--id", "guest_1")
+	// Landlock confines it to dir once the guest runs: the snapshot
+	// below is written there.
+	run1, c := startFirecracker(t, sock, "--id", "guest_1", "--allowed-dir", dir, "--allowed-dir", filepath.Dir(g.BzImage))
 	if s := c.state(); s != "Not started" {
 		t.Fatalf("state %q before the start", s)
 	}
@@ -159,6 +161,9 @@ func TestFirecrackerAPIRunsTestGuest(t *testing.T) {
 		t.Fatalf("state %q after InstanceStart", s)
 	}
 	c.must("PUT", "/boot-source", fmt.Sprintf(`{"kernel_image_path":%q}`, g.BzImage), 400)
+	if out := c.must("PATCH", "/drives/scratch", `{"drive_id":"scratch","path_on_host":"/etc/hostname"}`, 400); !strings.Contains(out, "outside the folders") {
+		t.Errorf("PATCH /drives outside --allowed-dir: %s", out)
+	}
 	// The drive's own file again: re-read, a configuration-change
 	// interrupt. Another file: refused, saying why.
 	c.must("PATCH", "/drives/scratch", fmt.Sprintf(`{"drive_id":"scratch","path_on_host":%q}`, disk), 204)

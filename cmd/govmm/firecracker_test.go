@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/govmm/govmm/firecracker"
@@ -90,5 +91,47 @@ func fcConfigForTest() firecracker.VMConfig {
 			{DriveID: "a_very_long_drive_id_indeed", PathOnHost: "/img/data", CacheType: "Writeback"},
 		},
 		Nets: []firecracker.NetworkInterface{{IfaceID: "eth0", HostDevName: "tap0", GuestMAC: "06:00:ac:10:00:02"}},
+	}
+}
+
+// copySparse copies a file's data and keeps its holes.
+func TestCopySparse(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.Create(filepath.Join(dir, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const size = 64 << 20
+	for _, off := range []int64{0, 32 << 20, size - 4096} {
+		if _, err := src.WriteAt(bytes.Repeat([]byte{byte(off>>20) + 1}, 4096), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst, err := os.Create(filepath.Join(dir, "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if err := copySparse(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.ReadFile(src.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(dst.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("the copy differs (%d bytes, want %d)", len(b), len(a))
+	}
+	st, err := dst.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Blocks*512 > 1<<20 {
+		t.Errorf("the copy takes %d bytes on disk: its holes were filled", sys.Blocks*512)
 	}
 }

@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/govmm/govmm/firecracker"
 	"github.com/govmm/govmm/machine"
@@ -133,9 +136,24 @@ func (v *fcVMM) baseConfig() machine.Config {
 	}
 }
 
-// confine installs the seccomp filter, with the rules the API needs
-// (its socket, snapshot files), before the guest runs.
+// confine, before the guest runs: with --allowed-dir, Landlock limits
+// govmm's file access to those folders (the guest's files are open by
+// then; what requests name later must be in them anyway), where the kernel
+// has Landlock; then the seccomp filter, with the rules the API needs
+// (its socket, snapshot files).
 func (v *fcVMM) confine() error {
+	if len(v.o.allowedDirs) > 0 {
+		if errConfinedInTest != nil {
+			return errConfinedInTest
+		}
+		abi, err := sandbox.Restrict(sandbox.Files{Read: []string{"/proc/cpuinfo"}, Dirs: v.o.allowedDirs}, true)
+		if err != nil {
+			return err
+		}
+		if v.o.verbose {
+			fmt.Fprintf(v.stderr, "govmm: landlock (ABI %d): files confined to %s\n", abi, strings.Join(v.o.allowedDirs, ", "))
+		}
+	}
 	mode := v.o.seccompMode()
 	if mode == sandbox.SeccompOff {
 		return nil
@@ -358,10 +376,79 @@ func (v *fcVMM) Snapshot(ctx context.Context, c firecracker.SnapshotCreate) erro
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(filepath.Join(tmp, f.Memory.Name), c.MemFilePath); err != nil {
-		return fmt.Errorf("moving the memory file: %w (it must be on the same file system as snapshot_path)", err)
+	if err := moveFile(filepath.Join(tmp, f.Memory.Name), c.MemFilePath); err != nil {
+		return fmt.Errorf("the memory file: %w", err)
 	}
-	return os.Rename(filepath.Join(tmp, snapshot.StateName), c.SnapshotPath)
+	if err := moveFile(filepath.Join(tmp, snapshot.StateName), c.SnapshotPath); err != nil {
+		return fmt.Errorf("the state file: %w", err)
+	}
+	return nil
+}
+
+// moveFile renames src to dst, or copies it where a rename cannot move
+// it (EXDEV: another file system, or Landlock, which refuses to move a
+// file to another folder without its refer right). The copy keeps the
+// holes of a sparse file (the memory file's never-written pages) and uses
+// only calls the seccomp filter allows: lseek, read, write, ftruncate,
+// fsync.
+func moveFile(src, dst string) error {
+	err := os.Rename(src, dst)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := copySparse(out, in); err != nil {
+		return errors.Join(fmt.Errorf("copying %s to %s: %w", src, dst, err), out.Close())
+	}
+	return errors.Join(out.Close(), os.Remove(src))
+}
+
+// copySparse copies in's data runs (SEEK_DATA, SEEK_HOLE) to the same
+// offsets in out, sets out's length to in's, and syncs out.
+func copySparse(out, in *os.File) error {
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		data, err := in.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, syscall.ENXIO) {
+			break // only a hole from here on
+		}
+		if err != nil {
+			return err
+		}
+		hole, err := in.Seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			return err
+		}
+		if _, err := in.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := out.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		// Plain reads and writes: io.Copy on two files would use
+		// copy_file_range, which the filter does not allow.
+		if _, err := io.CopyBuffer(struct{ io.Writer }{out}, io.LimitReader(struct{ io.Reader }{in}, hole-data), buf); err != nil {
+			return err
+		}
+		off = hole
+	}
+	if err := out.Truncate(size); err != nil {
+		return err
+	}
+	return out.Sync()
 }
 
 func (v *fcVMM) Metrics() any {
