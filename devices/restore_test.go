@@ -54,7 +54,7 @@ func TestRestoreInPlace(t *testing.T) {
 		t.Errorf("Serial.Restore with %d received bytes = nil, want an error", RxQueueSize+1)
 	}
 
-	k := NewI8042(nil)
+	k := NewI8042(nil, nil)
 	kst := I8042State{Status: 1, CmdByte: 2, Output: 3, OutPort: 4, Pending: 5}
 	k.Restore(kst)
 	if got := k.State(); got != kst {

@@ -41,7 +41,7 @@ func newPlatform(irqs irqLines, mem *memory.Memory, serialOut, log io.Writer, st
 		io:     devices.NewBus(devices.PortIO),
 		mmio:   devices.NewBus(devices.MMIO),
 		serial: devices.NewSerial(irqs.line(devices.IRQCOM1), serialOut),
-		i8042:  devices.NewI8042(reset),
+		i8042:  devices.NewI8042(irqs.line(devices.IRQKeyboard), reset),
 		rtc:    devices.NewRTC(time.Now, devices.RTCMemory(lowRAM(mem), highRAM(mem))),
 		post:   devices.NewPOST(),
 	}
@@ -95,7 +95,10 @@ func (p *platform) finish(log io.Writer) {
 
 // close stops the devices from reaching the interrupt controller, which is
 // about to go away.
-func (p *platform) close() { p.serial.Detach() }
+func (p *platform) close() {
+	p.serial.Detach()
+	p.i8042.Detach()
+}
 
 // lowRAM is the RAM below the MMIO hole; highRAM the RAM above 4 GiB.
 func lowRAM(mem *memory.Memory) uint64 {
