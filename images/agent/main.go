@@ -5,7 +5,8 @@
 //  2. loads the kernel modules listed in /lib/modules/<release>/modules.dep,
 //     each after those it depends on, printing one line per module
 //     ("GOVMM-AGENT-MODULE virtio_net ok", "... FAILED: <why>"), going on
-//     past failures;
+//     past failures; then watches the ACPI power button (button.ko's
+//     input device, through evdev.ko) and powers off when it is pressed;
 //  3. if the kernel command line has govmm.cmd=<base64url of a shell
 //     command>, prints the GOVMM-AGENT-START line, runs that command with
 //     /bin/sh -c (its standard input is /dev/null, its output the console,
@@ -46,7 +47,6 @@ func main() {
 		con = f
 		logKernel("stdout is %s; using /dev/console", fdTarget(1))
 	}
-	watchPowerButton(con)
 	cfg, status := run(con)
 	endVM(con, cfg.ExitMMIO, status)
 }
@@ -78,6 +78,9 @@ func run(con *os.File) (agentproto.Config, int) {
 		release := unix.ByteSliceToString(uts.Release[:])
 		loadModules(con, "/lib/modules/"+release, initModule)
 	}
+	// The button's input device and its event handler exist only once
+	// button.ko and evdev.ko are in: watch it after the modules load.
+	watchPowerButton(con)
 
 	cmdline, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
