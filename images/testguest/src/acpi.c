@@ -185,13 +185,58 @@ void acpi_poweroff(void)
 	acpi_fail("still running after the write that powers off");
 }
 
-static volatile int button_pressed;
+static volatile int button_pressed, cad_pressed;
 
-/* The SCI's handler: a power-button press clears its status bit. */
+#define KBD_VECTOR 0x41
+#define KBD_GSI 1       /* ISA IRQ 1, edge-triggered, active high */
+#define I8042_DATA 0x60
+#define I8042_STATUS 0x64
+#define I8042_OBF 0x01
+#define I8042_RESET 0xfe
+
+static u8 inb(u16 port)
+{
+	u8 v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+/* IRQ 1: a scan code (set 1, as the i8042 translates it by default).
+ * Ctrl (0x1d), Alt (0x38) and then Delete (0xe0 0x53) is Ctrl-Alt-Del;
+ * a code with bit 7 set is a release. */
+static void kbd_irq(void)
+{
+	static int ctrl, alt, ext;
+	while (inb(I8042_STATUS) & I8042_OBF) {
+		u8 c = inb(I8042_DATA);
+		if (c == 0xe0) {
+			ext = 1;
+			continue;
+		}
+		int down = !(c & 0x80);
+		switch (c & 0x7f) {
+		case 0x1d: ctrl = down; break;
+		case 0x38: alt = down; break;
+		case 0x53:
+			if (ext && down && ctrl && alt)
+				cad_pressed = 1;
+			break;
+		}
+		ext = 0;
+	}
+}
+
+/* The SCI's handler: a power-button press clears its status bit; and the
+ * keyboard's. */
 static int sci_irq(u64 vector)
 {
 	if (vector == 0xFF) /* the local APIC's spurious vector: nothing to do */
 		return 1;
+	if (vector == KBD_VECTOR) {
+		kbd_irq();
+		lapic_eoi();
+		return 1;
+	}
 	if (vector != SCI_VECTOR)
 		return 0;
 	u16 sts = inw((u16)acpi.pm1a_evt);
@@ -205,7 +250,10 @@ static int sci_irq(u64 vector)
 
 /* mode=powerbutton: route the SCI through the I/O APIC to this CPU,
  * enable the power button's event, wait for a press (the VMM's
- * PowerButton, govmm's answer to SIGTERM), then power off. */
+ * PowerButton, govmm's answer to SIGTERM), then power off; or, with the
+ * keyboard's IRQ 1 routed too, for Ctrl-Alt-Del typed on the i8042's
+ * keyboard (Firecracker's SendCtrlAltDel), then reset through the i8042
+ * as Linux does with reboot=k. */
 void mode_powerbutton(void)
 {
 	/* The 8259s stay masked: only the I/O APIC delivers. */
@@ -223,9 +271,16 @@ void mode_powerbutton(void)
 	 * A press that came before is still in PM1a_STS and raises the SCI
 	 * now. */
 	outw((u16)(acpi.pm1a_evt + 2), PM1_PWRBTN);
+	ioapic_route(acpi.ioapic, KBD_GSI, KBD_VECTOR, lapic_id());
+	kbd_irq(); /* codes queued before the route */
 	puts("powerbutton: waiting for the power button\n");
-	while (!button_pressed)
+	while (!button_pressed && !cad_pressed)
 		__asm__ volatile("sti; hlt; cli" ::: "memory");
+	if (cad_pressed) {
+		puts("ctrl-alt-del pressed: reset\n");
+		pio_write(I8042_STATUS, I8042_RESET);
+		acpi_fail("still running after the i8042's reset");
+	}
 	puts("power button pressed\n");
 	acpi_poweroff();
 }
