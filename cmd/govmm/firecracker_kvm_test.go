@@ -125,7 +125,7 @@ func (g *govmmRun) waitConsole(t *testing.T, s string) {
 // socket as the SDK does, on the test guest that waits for the power
 // button: configure (with a drive), start, patch the drive, pause,
 // snapshot, resume, flush metrics, then
-// SendCtrlAltDel (the power button) ends the guest and the process exits
+// SendCtrlAltDel (typed on the i8042's keyboard; the guest resets) ends the guest and the process exits
 // 0, after which the API is gone. The snapshot is loaded in a fresh
 // process, which goes on waiting for the button where the guest was.
 func TestFirecrackerAPIRunsTestGuest(t *testing.T) {
@@ -180,7 +180,7 @@ func TestFirecrackerAPIRunsTestGuest(t *testing.T) {
 	c.must("PUT", "/actions", `{"action_type":"FlushMetrics"}`, 204)
 	checkMetrics(t, metrics)
 	c.must("PUT", "/actions", `{"action_type":"SendCtrlAltDel"}`, 204)
-	run1.waitConsole(t, "power button pressed")
+	run1.waitConsole(t, "ctrl-alt-del pressed")
 	run1.end(t)
 	if st, out, err := c.do("PUT", "/actions", `{"action_type":"SendCtrlAltDel"}`); err == nil {
 		t.Errorf("SendCtrlAltDel after the guest ended = %d %q, want it to fail", st, out)
@@ -205,7 +205,7 @@ func TestFirecrackerAPIRunsTestGuest(t *testing.T) {
 	}
 	c2.must("PUT", "/snapshot/load", fmt.Sprintf(`{"snapshot_path":%q,"mem_file_path":%q}`, state, mem), 400)
 	c2.must("PUT", "/actions", `{"action_type":"SendCtrlAltDel"}`, 204)
-	run2.waitConsole(t, "power button pressed")
+	run2.waitConsole(t, "ctrl-alt-del pressed")
 	run2.end(t)
 	if strings.Contains(run2.out.String(), "testguest:") {
 		t.Errorf("the loaded guest booted again instead of going on:\n%s", run2.out.String())

@@ -303,16 +303,15 @@ func (v *fcVMM) Resume() error {
 	return nil
 }
 
-// CtrlAltDel presses the ACPI power button: govmm's i8042 has no keyboard
-// to type Ctrl-Alt-Del on. Linux's ACPI button driver reports KEY_POWER
-// (govmm's guest agent powers off).
+// CtrlAltDel types Ctrl-Alt-Del on the i8042's keyboard, as Firecracker
+// does: Linux reboots on it, through the i8042's reset line with reboot=k,
+// and govmm ends the run there.
 func (v *fcVMM) CtrlAltDel() error {
 	m, _, err := v.machine()
 	if err != nil {
 		return err
 	}
-	m.PowerButton()
-	return nil
+	return m.CtrlAltDel()
 }
 
 func (v *fcVMM) UpdateDrive(ctx context.Context, id, path string) error {
