@@ -54,11 +54,18 @@ func (m *Machine) addRestartedDevice(id string, version int, save func() (any, e
 	m.mob.stateful = append(m.mob.stateful, statefulDevice{id: id, version: version, save: save, restore: restore, start: start})
 }
 
-// startRestored lets the devices restoreDevices left stopped go on: the
-// restore's last step, after the interrupt controllers, the vCPUs and
-// the clocks have their state.
+// startRestored lets the devices restoreDevices left stopped go on,
+// once: when Run starts the vCPUs, so that they go on with the guest
+// (their interrupts reach restored local APICs) and never before it
+// runs here (a migration's destination that gives up has not touched
+// the disk the source goes on with).
 func (m *Machine) startRestored() {
 	m.mob.mu.Lock()
+	if m.mob.devicesStarted || !m.cfg.restoring() {
+		m.mob.mu.Unlock()
+		return
+	}
+	m.mob.devicesStarted = true
 	ds := append([]statefulDevice(nil), m.mob.stateful...)
 	m.mob.mu.Unlock()
 	for _, d := range ds {
@@ -93,7 +100,7 @@ func (m *Machine) statefulDevices() []statefulDevice {
 	p := m.plat
 	ds := []statefulDevice{
 		stateOf("serial", 1, p.serial.State, p.serial.Restore),
-		stateOf("i8042", 1, p.i8042.State, noErr(p.i8042.Restore)),
+		stateOf("i8042", 2, p.i8042.State, noErr(p.i8042.Restore)),
 		stateOf("rtc", 1, p.rtc.State, noErr(p.rtc.Restore)),
 		stateOf("post", 1, p.post.State, noErr(p.post.Restore)),
 	}

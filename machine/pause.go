@@ -34,11 +34,13 @@ type mobility struct {
 
 	msrs []uint32 // KVM's saveable MSRs (KVM_GET_MSR_INDEX_LIST)
 
-	stateful  []statefulDevice // devices that joined with addDevice (virtio)
-	quiescers []Quiescer
-	quiesced  []Quiescer // those quiesced by the current pause
-	dirty     dirtyLogs
-	stopping  atomic.Bool // Stop was called
+	stateful []statefulDevice // devices that joined with addDevice (virtio)
+	// devicesStarted: Run started the restored devices (startRestored).
+	devicesStarted bool
+	quiescers      []Quiescer
+	quiesced       []Quiescer // those quiesced by the current pause
+	dirty          dirtyLogs
+	stopping       atomic.Bool // Stop was called
 }
 
 // Quiescer is a device with work of its own besides the vCPUs' exits (a

@@ -68,6 +68,7 @@ func (m *Machine) Run(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 	}
+	m.startRestored() // a restored guest's devices go on with it (devstate.go)
 	if m.cfg.Verbose {
 		fmt.Fprintf(m.log, "govmm: starting %d vCPU(s) %v after start (%s host)\n", len(m.vcpus), time.Since(m.cfg.Start).Round(time.Microsecond), m.host)
 	}

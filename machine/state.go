@@ -243,8 +243,7 @@ func (m *Machine) restoreState(s *State) error {
 	if err := m.setTime(t); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	m.startRestored() // devices with work of their own go on (devstate.go)
-	return nil
+	return nil // Run starts the devices that have work of their own (startRestored)
 }
 
 // checkHostCPU refuses a guest that saw CPU features this host cannot

@@ -2,6 +2,7 @@ package migration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,19 +54,10 @@ func (g *guest) waitLoop(t *testing.T, n int) {
 	}
 }
 
-// TestMigrateVirtioBlk migrates the test guest while its virtio-blk
-// driver writes and reads back blocks round after round, over loopback
-// TCP at 8 MiB/s (so the pre-copy takes rounds while the disk is busy),
-// the disk shared by both sides as over shared storage: RAM hashes the
-// same on both sides at the hand-over (the pages the device wrote into
-// guest RAM were sent: the VMM counts its own writes as dirty), the
-// guest goes on at the destination from the round it was in, verifies
-// every block it reads back, and leaves the disk at its last round's
-// pattern. (With Queue.Return's MarkDirty dropped, both the hashes and
-// the guest's own check of the blocks it read fail.)
-func TestMigrateVirtioBlk(t *testing.T) {
-	kvmtest.Require(t)
-	const rounds = 2000
+// startLoopSource starts the test guest's virtio-blk loop of rounds on a
+// new 8 MiB disk and waits for its twentieth round.
+func startLoopSource(t *testing.T, rounds int) (*guest, string) {
+	t.Helper()
 	disk := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(disk, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -81,8 +73,87 @@ func TestMigrateVirtioBlk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := run(t, m, serial)
-	src.waitLoop(t, 20)
+	g := run(t, m, serial)
+	g.waitLoop(t, 20)
+	return g, disk
+}
+
+// checkLoopDisk checks that the loop's blocks in the disk hold round r's
+// pattern.
+func checkLoopDisk(t *testing.T, disk string, r int) {
+	t.Helper()
+	got, err := os.ReadFile(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < loopN*loopBytes; i++ {
+		off := loopSector*512 + i
+		if got[off] != loopPattern(off, r) {
+			t.Fatalf("disk byte %d = %#x, want %#x (round %d's)", off, got[off], loopPattern(off, r), r)
+		}
+	}
+}
+
+// TestMigrateVirtioBlkCut cuts the connection of a migration of the
+// virtio-blk loop during the RAM rounds, while the state is sent (the
+// source paused, its disk quiesced) and before the destination said it
+// is ready (its machine built on the same disk): each time the source's
+// guest goes on, its device resumed where it stopped, to the loop's end
+// with every block right, and the destination, which never ran the
+// guest, did not touch the disk.
+func TestMigrateVirtioBlkCut(t *testing.T) {
+	kvmtest.Require(t)
+	const rounds = 600
+	for _, cut := range []string{"round 0", "state", "ready"} {
+		t.Run(cut, func(t *testing.T) {
+			src, disk := startLoopSource(t, rounds)
+			d := listen(t)
+			conn := dial(t, d)
+			testPhase = func(p string) {
+				if p == cut {
+					conn.Close()
+				}
+			}
+			defer func() { testPhase = nil }()
+			_, err := Send(context.Background(), src.m, conn, Options{MaxRounds: 3, Downtime: time.Nanosecond})
+			if err == nil || errors.Is(err, ErrHandedOver) {
+				t.Fatalf("Send() = %v, want an error that leaves the guest here", err)
+			}
+			if src.m.Paused() {
+				t.Fatal("the source's guest is paused after a failed migration")
+			}
+			r := src.result(t, 2*time.Minute)
+			out := src.serial.String()
+			if r.err != nil || r.res.Status != 0 || !strings.Contains(out, fmt.Sprintf("virtio-blk loop ok rounds=%d", rounds)) {
+				t.Fatalf("source Run() = %+v, %v; want the loop's end with status 0; serial:\n%s", r.res, r.err, out)
+			}
+			checkLoopDisk(t, disk, rounds)
+			select {
+			case derr := <-d.err:
+				if derr == nil {
+					t.Errorf("the destination ran the guest too")
+				}
+			case <-time.After(2 * handoverTimeout):
+				t.Errorf("the destination did not give up")
+			}
+		})
+	}
+}
+
+// TestMigrateVirtioBlk migrates the test guest while its virtio-blk
+// driver writes and reads back blocks round after round, over loopback
+// TCP at 8 MiB/s (so the pre-copy takes rounds while the disk is busy),
+// the disk shared by both sides as over shared storage: RAM hashes the
+// same on both sides at the hand-over (the pages the device wrote into
+// guest RAM were sent: the VMM counts its own writes as dirty), the
+// guest goes on at the destination from the round it was in, verifies
+// every block it reads back, and leaves the disk at its last round's
+// pattern. (With Queue.Return's MarkDirty dropped, both the hashes and
+// the guest's own check of the blocks it read fail.)
+func TestMigrateVirtioBlk(t *testing.T) {
+	kvmtest.Require(t)
+	const rounds = 2000
+	src, disk := startLoopSource(t, rounds)
 	d := listen(t)
 	// At 8 MiB/s, with a downtime target no page fits in, the rounds go
 	// on to their bound while the loop dirties pages (the device's reads
@@ -114,14 +185,5 @@ func TestMigrateVirtioBlk(t *testing.T) {
 	if got := loopRounds(out); got < 1 || got >= rounds {
 		t.Errorf("the destination printed %d rounds: it did not go on from the source's", got)
 	}
-	got, err := os.ReadFile(disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(0); i < loopN*loopBytes; i++ {
-		off := loopSector*512 + i
-		if got[off] != loopPattern(off, rounds) {
-			t.Fatalf("disk byte %d = %#x, want %#x (the last round's)", off, got[off], loopPattern(off, rounds))
-		}
-	}
+	checkLoopDisk(t, disk, rounds)
 }
