@@ -82,26 +82,24 @@ func New(c Config) (m *Machine, err error) {
 	if m.vm, err = m.sys.CreateVM(); err != nil {
 		return m, err
 	}
-	if err := m.setupVM(); err != nil {
-		return m, err
-	}
-	clock.mark("kvm")
 	if m.mem == nil {
 		if m.mem, err = memory.New(c.MemSize); err != nil {
 			return m, err
 		}
 	}
-	// KVM takes milliseconds to add RAM (about 6 ms on a PVM host, most
-	// of it waiting, whatever the size): the devices, the kernel and the
-	// vCPUs are set up meanwhile, and New waits for it on every path.
-	ramAdded := clock.alongside("ram", m.addRAM)
-	defer func() {
-		if rerr := ramAdded(); rerr != nil && err == nil {
-			err = errors.Join(rerr, m.Close())
-			m = nil
-		}
-	}()
 	clock.mark("mmap")
+	// RAM goes in before the interrupt controllers: KVM then adds it in
+	// about 0.3 ms; after KVM_CREATE_IRQCHIP the same
+	// KVM_SET_USER_MEMORY_REGION waits 4-7 ms on a PVM host (measured
+	// 2026-11-29: its SRCU grace period, kvm_swap_active_memslots).
+	if err := m.addRAM(); err != nil {
+		return m, err
+	}
+	clock.mark("ram")
+	if err := m.setupVM(); err != nil {
+		return m, err
+	}
+	clock.mark("kvm")
 	if m.plat, err = newPlatform(m, m.mem, c.SerialOut, m.log, c.Start, !c.NoDebugDevices, m.powerOff, m.reset); err != nil {
 		return m, err
 	}
@@ -121,10 +119,6 @@ func New(c Config) (m *Machine, err error) {
 		return m, err
 	}
 	clock.mark("setup")
-	if err := ramAdded(); err != nil {
-		return m, err
-	}
-	clock.mark("ram-wait")
 	if err := m.setupMobility(); err != nil {
 		return m, err
 	}
