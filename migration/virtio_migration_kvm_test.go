@@ -147,7 +147,7 @@ func TestMigrateVirtioBlkCut(t *testing.T) {
 // same on both sides at the hand-over (the pages the device wrote into
 // guest RAM were sent: the VMM counts its own writes as dirty), the
 // guest goes on at the destination from the round it was in, verifies
-// every block it reads back, and leaves the disk at its last round's
+// every block it reads back, takes the device's interrupt, and leaves the disk at its last round's
 // pattern. (With Queue.Return's MarkDirty dropped, both the hashes and
 // the guest's own check of the blocks it read fail.)
 func TestMigrateVirtioBlk(t *testing.T) {
@@ -179,7 +179,7 @@ func TestMigrateVirtioBlk(t *testing.T) {
 	dst := <-d.guest
 	r := dst.result(t, 2*time.Minute)
 	out := dst.serial.String()
-	if r.err != nil || r.res.Status != 0 || !r.res.DebugExit || !strings.Contains(out, fmt.Sprintf("virtio-blk loop ok rounds=%d", rounds)) {
+	if r.err != nil || r.res.Status != 0 || !r.res.DebugExit || !strings.Contains(out, fmt.Sprintf("virtio-blk loop ok rounds=%d", rounds)) || !strings.Contains(out, "virtio-blk loop flush ok (interrupt)") {
 		t.Fatalf("destination Run() = %+v, %v; want the loop's end with status 0; serial:\n%s", r.res, r.err, out)
 	}
 	if got := loopRounds(out); got < 1 || got >= rounds {

@@ -24,7 +24,8 @@
  *   virtio-blk capacity=<sectors> id=<GET_ID string>      (by interrupt)
  *   virtio-blk wrote n=<n> bytes=<n>; virtio-blk flush ok;
  *   virtio-blk read ok n=<n>; virtio-blk ro: write refused;
- *   virtio-blk discard ok; virtio-blk loop start, V..., virtio-blk loop ok rounds=<n>
+ *   virtio-blk discard ok; virtio-blk loop start, V..., virtio-blk loop ok rounds=<n>,
+ *   virtio-blk loop flush ok (interrupt)
  *   virtio-rng ok bytes=<n>
  *   virtio-net mac=<mac> sent arp; virtio-net got arp reply from <ip>;
  *   virtio-net ping reply
@@ -452,6 +453,21 @@ static void blk(struct vdev *d, u32 vqi, u64 sector, u64 n, u64 bytes, u64 disc,
 		putdec(vargs.round);
 		puts("\n");
 		vargs.round = 0;
+		if (d->features & BLK_F_FLUSH) {
+			/* One request answered by interrupt: after a restore or a
+			 * migration, the device's MSI-X vector reaches this CPU. */
+			h[0] = BLK_T_FLUSH;
+			*st = 0xff;
+			q->avail[0] = 0;
+			u64 fa[2] = {(u64)h, (u64)st};
+			u32 flen[2] = {16, 1};
+			u16 ff[2] = {0, VRING_DESC_F_WRITE};
+			post_wait(d, q, 0, fa, flen, ff, 2);
+			if (*st != BLK_S_OK)
+				vfail("FLUSH after the loop failed");
+			puts("virtio-blk loop flush ok (interrupt)\n");
+			q->avail[0] = VRING_AVAIL_F_NO_INTERRUPT;
+		}
 	}
 	if ((d->features & BLK_F_DISCARD) && disc_n) {
 		volatile u64 *seg = (volatile u64 *)(d->dma + 0xC300);
