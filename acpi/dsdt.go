@@ -13,6 +13,14 @@ const (
 	pciConfigPortSize = 8
 )
 
+// The PC's 8042 keyboard controller: its data and command/status ports
+// and the keyboard's ISA IRQ, fixed on every PC.
+const (
+	i8042DataPort    = 0x60
+	i8042CommandPort = 0x64
+	i8042KbdIRQ      = 1
+)
+
 // PCISlots is how many device slots bus 0 has (a PCI bus's 32 devices).
 const PCISlots = 32
 
@@ -25,6 +33,11 @@ const PCISlots = 32
 //	           _PRT that routes every slot's INTA-INTD to a GSI
 //	\_SB.COM1  the 16550 (PNP0501) with its ports and ISA IRQ
 //	\_SB.RTC   the CMOS clock (PNP0B00) with its ports and ISA IRQ
+//	\_SB.KBD   the 8042's keyboard (PNP0303): the data port, then the
+//	           command port, then IRQ 1, in the order Linux's i8042
+//	           driver reads them; with no PS/2 mouse (PNP0F13) declared
+//	           beside it, Linux leaves the mouse port alone instead of
+//	           probing it (a second of timeouts)
 //	\_SB.MRES  motherboard resources (PNP0C02): the ECAM window and the
 //	           ACPI register ports, so the OS leaves them alone
 //	\_S5       the sleep type value that powers off
@@ -75,6 +88,10 @@ func dsdt(c *Config) ([]byte, error) {
 		Name("_HID", mustEISAID("PNP0B00")),
 		Name("_CRS", ResourceTemplate(IO(c.RTCPort, 2), IRQNoFlags(c.RTCIRQ))),
 	)
+	kbd := Device("KBD",
+		Name("_HID", mustEISAID("PNP0303")),
+		Name("_CRS", ResourceTemplate(IO(i8042DataPort, 1), IO(i8042CommandPort, 1), IRQNoFlags(i8042KbdIRQ))),
+	)
 	res := Device("MRES",
 		Name("_HID", mustEISAID("PNP0C02")),
 		Name("_UID", Integer(0)),
@@ -88,7 +105,7 @@ func dsdt(c *Config) ([]byte, error) {
 	// \_S5: SLP_TYPa, SLP_TYPb and two reserved values (7.4.2).
 	s5 := Name(`\_S5`, Package(Integer(uint64(c.SleepTypeS5)), Integer(uint64(c.SleepTypeS5)), Integer(0), Integer(0)))
 	b := sdt("DSDT", dsdtRevision)
-	b = append(b, Scope(`\_SB`, pci, com1, rtc, res)...)
+	b = append(b, Scope(`\_SB`, pci, com1, rtc, kbd, res)...)
 	b = append(b, s5...)
 	return finish(b), nil
 }

@@ -86,12 +86,13 @@ func TestTablesDisassemble(t *testing.T) {
 }
 
 // TestACPIExecEvaluates loads the DSDT into acpiexec's namespace and
-// evaluates the host bridge's _CRS and _PRT and \_S5: the windows must be
-// boot/layout.go's, and every slot's pins must go where PCIINTxGSI says.
+// evaluates the host bridge's _CRS and _PRT, \_S5 and the serial port's
+// and the keyboard's _CRS: the windows must be boot/layout.go's, and every
+// slot's pins must go where PCIINTxGSI says.
 func TestACPIExecEvaluates(t *testing.T) {
 	acpiexec := requireACPICA(t, "acpiexec")
 	dir, _ := dumpTables(t, 4)
-	cmd := exec.Command(acpiexec, "-b", `evaluate \_SB.PCI0._CRS; evaluate \_SB.PCI0._PRT; evaluate \_S5; evaluate \_SB.COM1._CRS`,
+	cmd := exec.Command(acpiexec, "-b", `evaluate \_SB.PCI0._CRS; evaluate \_SB.PCI0._PRT; evaluate \_S5; evaluate \_SB.COM1._CRS; evaluate \_SB.KBD._CRS`,
 		filepath.Join(dir, "DSDT.dat"), filepath.Join(dir, "FACP.dat"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -99,8 +100,8 @@ func TestACPIExecEvaluates(t *testing.T) {
 	}
 	text := string(out)
 	sections := strings.Split(text, "Evaluating ")
-	if len(sections) != 5 {
-		t.Fatalf("acpiexec evaluated %d objects, want 4:\n%s", len(sections)-1, text)
+	if len(sections) != 6 {
+		t.Fatalf("acpiexec evaluated %d objects, want 5:\n%s", len(sections)-1, text)
 	}
 	if strings.Contains(text, "AE_") && regexp.MustCompile(`Evaluation of .* failed|AE_NOT_FOUND`).MatchString(text) {
 		t.Fatalf("acpiexec could not evaluate every object:\n%s", text)
@@ -122,6 +123,9 @@ func TestACPIExecEvaluates(t *testing.T) {
 	}
 	if got := decodeResources(t, acpiexecBuffer(t, sections[4])); strings.Join(got, "; ") != "io 0x3f8+0x8; irq 4" {
 		t.Errorf("acpiexec's \\_SB.COM1._CRS = %q, want io 0x3f8+0x8; irq 4", got)
+	}
+	if got, want := strings.Join(decodeResources(t, acpiexecBuffer(t, sections[5])), "; "), "io 0x60+0x1; io 0x64+0x1; irq 1"; got != want {
+		t.Errorf("acpiexec's \\_SB.KBD._CRS = %q, want %q", got, want)
 	}
 
 	// _PRT: 128 packages of four integers: address, pin, source, GSI.
