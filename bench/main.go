@@ -58,7 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.runs, "runs", 0, "runs of each VMM per measurement, median reported (0: 5, or 3 under testvm)")
 	fs.IntVar(&o.n, "n", 0, "exits per pio/mmio run (0: 100000, or 20000 under testvm)")
 	fs.IntVar(&o.memMiB, "mem", 512, "guest RAM in MiB")
-	fs.StringVar(&o.only, "only", "", "run only these measurements, comma-separated: boot, rss, pio, mmio, msix, jail, virtio, trace, mobility, firecracker")
+	fs.StringVar(&o.only, "only", "", "run only these measurements, comma-separated: boot, rss, pio, mmio, msix, jail, virtio, trace, mobility, firecracker, smp")
 	fs.BoolVar(&o.verbose, "v", os.Getenv("V") == "1", "also print where govmm's and cvmm's start-up time goes, step by step (default on with V=1 in the environment: make bench V=1)")
 	fs.BoolVar(&o.inner, "inner", false, "internal: run inside testvm's machine and print JSON")
 	fs.StringVar(&o.cvmm, "cvmm", "", "internal: the cvmm binary (with -inner)")

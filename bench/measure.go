@@ -38,7 +38,7 @@ func (s *suite) fail(err error) cell {
 }
 
 // measurements are the names -only takes.
-var measurements = []string{"boot", "rss", "pio", "mmio", "msix", "jail", "virtio", "trace", "mobility", "firecracker"}
+var measurements = []string{"boot", "rss", "pio", "mmio", "msix", "jail", "virtio", "trace", "mobility", "firecracker", "smp"}
 
 func (s *suite) wants(m string) bool {
 	return s.only == "" || slices.Contains(strings.Split(s.only, ","), m)
@@ -59,6 +59,7 @@ func (s *suite) all(ctx context.Context) []row {
 	rows = append(rows, s.traceRows(ctx)...)       // trace.go
 	rows = append(rows, s.mobilityRows(ctx)...)    // mobility.go
 	rows = append(rows, s.firecrackerRows(ctx)...) // firecracker.go
+	rows = append(rows, s.smpRows(ctx)...)         // smp.go
 	return append(rows, s.jailRows(ctx)...)        // jail.go
 }
 
