@@ -97,7 +97,7 @@ func feedTAP(t *testing.T, m *Machine, tap, mac string, n int) {
 func TestVirtioNetRestoreReceives(t *testing.T) {
 	kvmtest.Require(t)
 	inNewNetns(t)
-	const tap, mac, rounds = "gvrst0", "52:54:00:aa:bb:02", 1500
+	const tap, mac, rounds = "gvrst0", "52:54:00:aa:bb:02", 600
 	disk := newDisk(t, 8<<20)
 	devs := []Device{Device("virtio-net,tap=" + tap + ",mac=" + mac), Device("virtio-blk,file=" + disk)}
 	var serial syncBuffer

@@ -152,7 +152,7 @@ func TestMigrateVirtioBlkCut(t *testing.T) {
 // the guest's own check of the blocks it read fail.)
 func TestMigrateVirtioBlk(t *testing.T) {
 	kvmtest.Require(t)
-	const rounds = 2000
+	const rounds = 600
 	src, disk := startLoopSource(t, rounds)
 	d := listen(t)
 	// At 8 MiB/s, with a downtime target no page fits in, the rounds go

@@ -106,7 +106,7 @@ func TestVirtioClones(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const rounds = 1500
+	const rounds = 600
 	dir := t.TempDir()
 	snaps := filepath.Join(dir, "snaps")
 	snap := filepath.Join(snaps, "one")
