@@ -171,10 +171,9 @@ func (s *suite) apRow(ctx context.Context, qemuWhy string, maxVCPUs int, limits 
 			t, err := runLines(ctx, smpQEMU(s.qemu, n), 1, cmdline, lines, lines[1], s.timeout)
 			switch {
 			case err != nil && strings.Contains(t.stdout, "CHECK FAILED: acpi: "):
-				// The test guest's ACPI reader wants what govmm gives:
-				// the RSDP's address in the zero page (under PVH it
-				// has none) and an ACPI 2.0 RSDP with an XSDT (QEMU's
-				// q35 firmware gives an ACPI 1.0 RSDP and an RSDT).
+				// The test guest's ACPI reader failed on what QEMU
+				// gave it (under PVH it reads rsdp_paddr and takes
+				// QEMU 7.2's ACPI 1.0 RSDP with an RSDT): say why.
 				_, why, _ := strings.Cut(t.stdout, "CHECK FAILED: ")
 				why, _, _ = strings.Cut(why, "\n")
 				qemuNA = "n/a (the test guest under QEMU's PVH entry: " + strings.TrimSpace(why) + ")"

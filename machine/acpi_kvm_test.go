@@ -34,7 +34,7 @@ func TestSMPTestGuest(t *testing.T) {
 				t.Fatalf("Run() with %d vCPUs = %+v, %v, want status 0\nserial:\n%s", n, res, err, serial.String())
 			}
 			want := []string{
-				"acpi: rsdp=0xe0000 (zero page and BIOS-area scan agree)",
+				"acpi: rsdp=0xe0000 (the boot protocol and the BIOS-area scan agree)",
 				fmt.Sprintf("acpi: madt cpus=%d ioapic=0xfec00000 sci=9 gsi=9 pm1a_evt=0x0600 pm1a_cnt=0x0604 s5=5", n),
 				"bsp 0 up\n",
 			}

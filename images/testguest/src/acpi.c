@@ -58,8 +58,9 @@ static u64 scan_rsdp(void)
 static u64 find_table(const char *sig)
 {
 	u32 len = r32(acpi.xsdt + 4);
-	for (u64 e = acpi.xsdt + 36; e + 8 <= acpi.xsdt + len; e += 8) {
-		u64 t = r64(e);
+	u32 w = sig_is(acpi.xsdt, "RSDT", 4) ? 4 : 8; /* an RSDT's entries are 32-bit */
+	for (u64 e = acpi.xsdt + 36; e + w <= acpi.xsdt + len; e += w) {
+		u64 t = w == 4 ? r32(e) : r64(e);
 		if (t >= 0x100000000UL)
 			acpi_fail("a table lies above 4 GiB");
 		if (sig_is(t, sig, 4)) {
@@ -94,26 +95,42 @@ static int read_s5(u64 dsdt)
 	return 0;
 }
 
-void acpi_init(u64 zero_page_rsdp)
+void acpi_init(u64 boot_rsdp, int pvh)
 {
 	u64 scanned = scan_rsdp();
-	if (!zero_page_rsdp)
-		acpi_fail("the zero page's acpi_rsdp_addr is 0");
-	if (scanned != zero_page_rsdp)
-		acpi_fail("the zero page's RSDP is not the one in the BIOS area");
-	if (!sig_is(scanned, "RSD PTR ", 8) || r8(scanned + 15) < 2 || !sum_ok(scanned, 36))
-		acpi_fail("the RSDP is not an ACPI 2.0 RSDP with a good checksum");
+	if (!boot_rsdp)
+		acpi_fail(pvh ? "PVH's rsdp_paddr is 0" : "the zero page's acpi_rsdp_addr is 0");
+	if (scanned != boot_rsdp)
+		acpi_fail("the boot protocol's RSDP is not the one in the BIOS area");
+	if (!sig_is(scanned, "RSD PTR ", 8) || !sum_ok(scanned, 20))
+		acpi_fail("the RSDP's signature or checksum is wrong");
 	acpi.rsdp = scanned;
-	acpi.xsdt = r64(scanned + 24);
-	if (!sig_is(acpi.xsdt, "XSDT", 4) || !sum_ok(acpi.xsdt, r32(acpi.xsdt + 4)))
-		acpi_fail("no XSDT with a good checksum where the RSDP points");
+	if (r8(scanned + 15) >= 2) { /* ACPI 2.0: the XSDT, 64-bit entries */
+		if (!sum_ok(scanned, 36))
+			acpi_fail("the ACPI 2.0 RSDP's extended checksum is wrong");
+		acpi.xsdt = r64(scanned + 24);
+		if (!sig_is(acpi.xsdt, "XSDT", 4) || !sum_ok(acpi.xsdt, r32(acpi.xsdt + 4)))
+			acpi_fail("no XSDT with a good checksum where the RSDP points");
+	} else {
+		/* ACPI 1.0 (QEMU 7.2's q35 under PVH): the RSDT. govmm gives
+		 * ACPI 2.0, which the Linux boot path insists on. */
+		if (!pvh)
+			acpi_fail("the RSDP is ACPI 1.0: govmm gives an ACPI 2.0 RSDP");
+		acpi.xsdt = r32(scanned + 16);
+		if (!sig_is(acpi.xsdt, "RSDT", 4) || !sum_ok(acpi.xsdt, r32(acpi.xsdt + 4)))
+			acpi_fail("no RSDT with a good checksum where the RSDP points");
+	}
 	u64 fadt = find_table("FACP"), madt = find_table("APIC");
 	if (!fadt || !madt)
 		acpi_fail("the XSDT lists no FADT or no MADT");
 	acpi.sci = r16(fadt + 46);
 	acpi.pm1a_evt = r32(fadt + 56);
 	acpi.pm1a_cnt = r32(fadt + 64);
-	u64 dsdt = r64(fadt + 140); /* X_DSDT */
+	/* X_DSDT where the FADT is long enough to have it and it is set,
+	 * else the 32-bit DSDT field. */
+	u64 dsdt = r32(fadt + 4) >= 148 ? r64(fadt + 140) : 0;
+	if (!dsdt)
+		dsdt = r32(fadt + 40);
 	if (!sig_is(dsdt, "DSDT", 4) || !sum_ok(dsdt, r32(dsdt + 4)))
 		acpi_fail("no DSDT with a good checksum where the FADT points");
 	acpi.slp_typ_s5 = read_s5(dsdt);
@@ -142,7 +159,7 @@ void acpi_init(u64 zero_page_rsdp)
 	}
 	puts("acpi: rsdp=0x");
 	puthex(acpi.rsdp, 5);
-	puts(" (zero page and BIOS-area scan agree) xsdt=0x");
+	puts(" (the boot protocol and the BIOS-area scan agree) xsdt=0x");
 	puthex(acpi.xsdt, 5);
 	puts("\nacpi: madt cpus=");
 	putdec(acpi.ncpus);

@@ -22,7 +22,7 @@ static struct {
 	struct e820_entry e820[MAX_E820];
 	const char *cmdline;
 	u64 initrd_addr, initrd_size;
-	u64 acpi_rsdp; /* the zero page's acpi_rsdp_addr; 0 under PVH */
+	u64 acpi_rsdp; /* the zero page's acpi_rsdp_addr, or PVH's rsdp_paddr */
 } bi;
 
 /* Little-endian fields at any alignment (x86 allows unaligned loads). */
@@ -76,6 +76,7 @@ static void read_start_info(u64 si)
 		bi.n_e820 = n;
 	}
 	bi.cmdline = (const char *)rd64(si + 24);
+	bi.acpi_rsdp = rd64(si + 32); /* rsdp_paddr */
 	if (rd32(si + 12) >= 1) { /* nr_modules: the first is the initrd */
 		u64 mod = rd64(si + 16); /* paddr, size, cmdline, reserved */
 		bi.initrd_addr = rd64(mod);
@@ -310,7 +311,7 @@ void kmain(u64 boot, u64 info)
 	} else if (is_word(mode, "mxcsr")) {
 		mode_mxcsr((int)boot);
 	} else if (is_word(mode, "acpi") || is_word(mode, "poweroff") || is_word(mode, "powerbutton")) {
-		acpi_init(bi.acpi_rsdp);
+		acpi_init(bi.acpi_rsdp, boot == BOOT_PVH);
 		if (is_word(mode, "poweroff"))
 			acpi_poweroff();
 		if (is_word(mode, "powerbutton"))

@@ -41,7 +41,7 @@ struct acpi_info {
 	u32 ncpus, apic_ids[MAX_CPUS];
 };
 extern struct acpi_info acpi;
-void acpi_init(u64 zero_page_rsdp);
+void acpi_init(u64 boot_rsdp, int pvh);
 void acpi_poweroff(void) __attribute__((noreturn));
 void mode_powerbutton(void) __attribute__((noreturn));
 
