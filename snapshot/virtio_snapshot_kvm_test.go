@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -258,6 +259,50 @@ func TestSnapshotRestoreVirtioBlk(t *testing.T) {
 	t.Logf("diff snapshot at round ~%d: %d pages, guest paused %v", saved, res.Pages, res.Paused)
 	src.end(t, rounds)
 	checkLoopDisk(t, disk, rounds)
+
+	// A state whose device part says what the device could not be in (a
+	// file written to mislead passes the checksum) is refused, naming
+	// the device, before the guest runs.
+	for _, bad := range []struct {
+		name, field string
+		value       any
+		want        string
+	}{
+		{"queue size", "Size", 3, "size 3"},
+		{"ring indices", "NextAvail", 40000, "chains ahead"},
+		{"descriptor table outside RAM", "Desc", uint64(1) << 40, "corrupt"},
+	} {
+		t.Run("refused: "+bad.name, func(t *testing.T) {
+			restore, f, err := Load(full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const id = "virtio-blk@00:01.0"
+			ds, ok := restore.State.Devices[id]
+			if !ok {
+				t.Fatalf("the state has no %s: %v", id, restore.State.Devices)
+			}
+			var v map[string]any
+			if err := json.Unmarshal(ds.State, &v); err != nil {
+				t.Fatal(err)
+			}
+			v["Transport"].(map[string]any)["Queues"].([]any)[0].(map[string]any)[bad.field] = bad.value
+			if ds.State, err = json.Marshal(v); err != nil {
+				t.Fatal(err)
+			}
+			restore.State.Devices[id] = ds
+			c := machine.Config{KVMPath: kvmtest.Path(), Restore: restore, Devices: []machine.Device{machine.Device("virtio-blk,file=" + filepath.Join(dir, "full.img"))}}
+			c.ApplySaved(f.Machine.Config)
+			m, err := machine.New(c)
+			if err == nil {
+				m.Close()
+				t.Fatalf("machine.New restored a state with a wrong %s", bad.name)
+			}
+			if !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), bad.want) {
+				t.Errorf("machine.New() = %v, want an error naming %s and %q", err, id, bad.want)
+			}
+		})
+	}
 
 	for _, snap := range []string{"full", "diff"} {
 		t.Run(snap, func(t *testing.T) {

@@ -162,7 +162,7 @@ func (t *Transport) Restore(s State) error {
 	a, err := t.buildQueues()
 	if err != nil {
 		t.resetLocked()
-		return fmt.Errorf("virtio-pci %s: the saved state's queues do not fit this guest's RAM: %w", t.name, err)
+		return fmt.Errorf("virtio-pci %s: the saved state is corrupt: its queues do not fit the guest's RAM (%w)", t.name, err)
 	}
 	for i, vq := range a.Queues {
 		if vq != nil {
@@ -213,7 +213,7 @@ func (t *Transport) checkState(s State) error {
 			return fmt.Errorf("has queue %d of size %d; this device's is a power of two up to %d (4.1.4.3.2): it is corrupt, or another device's", i, q.Size, t.sizes[i])
 		}
 		if held := q.NextAvail - q.NextUsed; held > q.Size {
-			return fmt.Errorf("has queue %d's device %d chains ahead of the used ring, more than its %d entries (2.7.13): it is corrupt", i, held, q.Size)
+			return fmt.Errorf("has the device %d chains ahead of queue %d's used ring, more than the queue's %d entries (2.7.13): it is corrupt", held, i, q.Size)
 		}
 	}
 	return nil

@@ -179,7 +179,7 @@ func TestRestoreRefuses(t *testing.T) {
 		{"queue vector past the table", func(s *State) { s.Queues[0].Vector = 9 }, "vector 9"},
 		{"config vector past the table", func(s *State) { s.ConfigVector = 5 }, "vector 5"},
 		{"ISR bits", func(s *State) { s.ISR = 0x80 }, "ISR"},
-		{"queue outside RAM", func(s *State) { s.Queues[0].Desc = rigRAM - 16 }, "RAM"},
+		{"queue outside RAM", func(s *State) { s.Queues[0].Desc = rigRAM - 16 }, "do not fit the guest's RAM"},
 		{"indices of an unused queue", func(s *State) { s.Active = false }, "does not use"},
 		{"another device's function", func(s *State) { s.Function.Config[0] ^= 0xFF }, "another device"},
 		{"another device's MSI-X table", func(s *State) { s.Function.MSIXTable = s.Function.MSIXTable[:16] }, "MSI-X table"},
