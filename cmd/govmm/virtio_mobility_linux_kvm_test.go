@@ -240,3 +240,61 @@ func TestLinuxVirtioNetSnapshotRestore(t *testing.T) {
 	}
 	g.end(t)
 }
+
+// TestLinuxUserNetSnapshotRestore: Debian's kernel with -net user, its
+// address taken by DHCP before the agent waits, is snapshotted and
+// stopped; restored in a new govmm, whose user-mode network is a new one
+// (connections through the old one are gone; the guest's address and
+// lease still hold), Linux fetches a page from an HTTP server on the
+// host's loopback through the gateway. Full Linux: in the emulated
+// machine on PVM hosts.
+func TestLinuxUserNetSnapshotRestore(t *testing.T) {
+	cache := requireImages(t)
+	imgs, err := imagesenv.Load(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "hello to a restored guest")
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	dir := t.TempDir()
+	snaps := filepath.Join(dir, "snaps")
+	sock := filepath.Join(dir, "src.sock")
+	waiting := "ip link set eth0 up; dhclient -ipv6=false -timeout 30 eth0 >/dev/null 2>&1; ip -4 addr show dev eth0 | grep -q 192.168.127 && echo LEASE-OK; " + linuxWaiting
+	src, _ := startLinux(t, true, "-kernel", imgs.Kernel, "-initrd", imgs.Initrd, "-mem", "512M", "-cache", cache,
+		"-append", "console=ttyS0 reboot=k panic=-1 quiet "+images.AgentCommandLine(waiting, false),
+		"-net", "user", "-api", sock, "-snapshot-dir", snaps)
+	if !strings.Contains(src.out.String(), "LEASE-OK") {
+		t.Fatalf("the guest got no address by DHCP:\n%s", src.out.String())
+	}
+	ctx := context.Background()
+	if _, err := api.NewClient(sock).Snapshot(ctx, api.SnapshotRequest{Dir: filepath.Join(snaps, "user")}); err != nil {
+		t.Fatalf("snapshot: %v\nstderr:\n%s", err, src.stderr.String())
+	}
+	if _, err := api.NewClient(sock).Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src.end(t)
+
+	g, in := startLinux(t, false, "-restore", filepath.Join(snaps, "user"), "-cache", cache)
+	cmd := fmt.Sprintf("echo restored $((6*7)) up; wget -O /tmp/page http://192.168.127.254:%d/ && cat /tmp/page\n", l.Addr().(*net.TCPAddr).Port)
+	if _, err := in.WriteString(cmd); err != nil {
+		t.Fatal(err)
+	}
+	g.waitOut(t, images.AgentExit+" 0", 2*time.Minute)
+	for _, want := range []string{"restored 42 up", "hello to a restored guest"} {
+		if !strings.Contains(g.out.String(), want) {
+			t.Errorf("the restored guest's console lacks %q:\n%s", want, g.out.String())
+		}
+	}
+	if !strings.Contains(g.stderr.String(), "a new user-mode network") {
+		t.Errorf("govmm -v did not say the user-mode network is a new one:\n%s", g.stderr.String())
+	}
+	g.end(t)
+}
