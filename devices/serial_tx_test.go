@@ -223,7 +223,7 @@ type slowWriter struct {
 
 func (w *slowWriter) Write(p []byte) (int, error) {
 	w.started <- struct{}{}
-	time.Sleep(10 * time.Millisecond) // the simulated slow host, not a wait
+	time.Sleep(40 * time.Millisecond) // the simulated slow host, not a wait
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.Write(p)
@@ -235,12 +235,16 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 func TestSerialFlushWaitsForSlowWriter(t *testing.T) {
 	out := &slowWriter{started: make(chan struct{})}
 	s := NewSerial(&testIRQ{}, out)
-	const stall = 30 * time.Millisecond
+	// Nine writes of 40 ms each outlast the stall time; the stall time is
+	// long enough that the test's own goroutine, late to write the next
+	// byte on a loaded host, does not look like a stalled writer (30 ms
+	// against 10 ms writes once failed so).
+	const stall = 250 * time.Millisecond
 	regWrite(s, SerialTHR, '0')
 	flushed := make(chan error)
 	go func() { flushed <- s.Flush(context.Background(), stall) }()
 	for c := byte('1'); c <= '9'; c++ {
-		<-out.started // one write at a time, 10 ms each: 100 ms > stall
+		<-out.started // one write at a time, 40 ms each: 400 ms > stall
 		regWrite(s, SerialTHR, c)
 	}
 	<-out.started
