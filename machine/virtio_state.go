@@ -51,9 +51,13 @@ func (m *Machine) addVirtioState(vd *virtioDev) {
 // Quiesce stops the device's work for a pause (Quiescer): requests in
 // flight complete, reach guest RAM and are returned (virtio-blk's
 // writes flushed to the disk, so that a destination sharing it reads
-// them); nothing then touches guest RAM until Resume.
-func (vd *virtioDev) Quiesce(context.Context) error {
-	vd.tr.Quiesce()
+// them); nothing then touches guest RAM until Resume. When ctx ends
+// first (a disk that does not answer), the pause fails and the device
+// goes on once its request is done.
+func (vd *virtioDev) Quiesce(ctx context.Context) error {
+	if err := vd.tr.QuiesceContext(ctx); err != nil {
+		return err
+	}
 	if vd.blk != nil {
 		return vd.blk.Flush()
 	}

@@ -1,8 +1,10 @@
 package pci
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/govmm/govmm/devices/pci"
 	"github.com/govmm/govmm/virtio"
@@ -61,10 +63,54 @@ var ErrNotQuiesced = errors.New("virtio-pci: the device is working: quiesce it (
 func (t *Transport) Quiesce() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.quiesceLocked()
+}
+
+// quiesceLocked is Quiesce; mu is held.
+func (t *Transport) quiesceLocked() {
 	if t.active && !t.quiesced {
 		t.dev.Reset() // stops the workers; a request in progress finishes first
 		t.quiesced = true
 	}
+}
+
+// QuiesceContext is Quiesce that gives up when ctx ends first (a request
+// stuck on its backend: a disk that does not answer), returning ctx's
+// error: the device then finishes that request on its own and goes on
+// working, as if resumed, since the pause that wanted it stopped failed.
+func (t *Transport) QuiesceContext(ctx context.Context) error {
+	var (
+		mu              sync.Mutex
+		stopped, gaveUp bool
+		done            = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.quiesceLocked()
+		mu.Lock()
+		stopped = true
+		resume := gaveUp
+		mu.Unlock()
+		if resume {
+			t.resumeLocked() // before any other pause can see it stopped
+		}
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	if stopped {
+		mu.Unlock()
+		<-done
+		return nil
+	}
+	gaveUp = true
+	mu.Unlock()
+	return fmt.Errorf("virtio-pci %s: its request in flight did not finish: %w", t.name, context.Cause(ctx))
 }
 
 // Resume lets a quiesced device go on from where it stopped (and starts
@@ -75,6 +121,11 @@ func (t *Transport) Quiesce() {
 func (t *Transport) Resume() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.resumeLocked()
+}
+
+// resumeLocked is Resume; mu is held.
+func (t *Transport) resumeLocked() {
 	if !t.active || !t.quiesced {
 		return
 	}

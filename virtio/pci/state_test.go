@@ -1,9 +1,11 @@
 package pci
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,4 +245,50 @@ func FuzzRestoreState(f *testing.F) {
 			t.Fatalf("status after reset = %#x", st)
 		}
 	})
+}
+
+// stuckDevice is virtio-rng whose first Reset waits for release, as a
+// device waits for a request its backend does not answer.
+type stuckDevice struct {
+	*rng.Device
+	release chan struct{}
+	resets  atomic.Int32
+}
+
+func (d *stuckDevice) Reset() {
+	if d.resets.Add(1) == 1 {
+		<-d.release
+	}
+	d.Device.Reset()
+}
+
+// TestQuiesceContext: a device that cannot stop before the pause's
+// context ends makes QuiesceContext give up with the context's error;
+// once it stops it works on, as after a failed pause, and a later pause
+// quiesces it.
+func TestQuiesceContext(t *testing.T) {
+	dev := &stuckDevice{Device: rng.NewFromSource(counting()), release: make(chan struct{})}
+	r := newRig(t, dev, nil)
+	r.enableMSIX(2)
+	r.negotiate(virtio.FeatureVersion1 | queue.FeatureEventIdx)
+	d := r.setupQueue(0, 8, 0x10000, 1)
+	r.write(regDeviceStatus, 1, virtio.StatusAcknowledge|virtio.StatusDriver|virtio.StatusFeaturesOK|virtio.StatusDriverOK)
+	request(t, r, d)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	err := r.tr.QuiesceContext(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not finish") {
+		t.Fatalf("QuiesceContext() = %v, want the deadline, saying the request did not finish", err)
+	}
+	close(dev.release) // the request finishes: the device goes on
+	request(t, r, d)
+	if err := r.tr.QuiesceContext(context.Background()); err != nil {
+		t.Fatalf("QuiesceContext() of a device that stops = %v", err)
+	}
+	if _, err := r.tr.State(); err != nil {
+		t.Errorf("State() after a quiesce = %v", err)
+	}
+	r.tr.Resume()
+	request(t, r, d)
 }
