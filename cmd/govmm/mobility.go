@@ -41,8 +41,8 @@ var shapeFlags = []string{"mem", "cpus", "device", "drive", "net", "rng", "pit",
 func addMobilityFlags(fs *pflag.FlagSet, o *mobilityOptions) {
 	fs.StringVar(&o.api, "api", "", "serve the control API on the Unix socket PATH (owner-only): govmm ctl -api PATH info|pause|resume|snapshot DIR|migrate tcp:HOST:PORT|power-button|stop|metrics")
 	fs.StringArrayVar(&o.snapshotDirs, "snapshot-dir", nil, "a folder the control API may write snapshots in, or in folders below it (repeat for more; created when missing); without one, snapshots are refused")
-	fs.StringVar(&o.restore, "restore", "", "restore the snapshot in folder DIR instead of booting: the guest goes on where it was saved (-kernel is not needed; -mem, -cpus and the device flags, if given, must be the saved guest's)")
-	fs.StringVar(&o.incoming, "incoming", "", "wait on tcp:HOST:PORT for a live migration (govmm ctl migrate on the source) and run the guest it brings; the flags that shape the machine (-mem, -cpus, devices) must be the source's")
+	fs.StringVar(&o.restore, "restore", "", "restore the snapshot in folder DIR instead of booting: the guest goes on where it was saved (-kernel is not needed; -mem and -cpus, if given, must be the saved guest's, and the device flags its devices in kind and order, whose backends may differ: a clone's own disk copy, TAP or MAC)")
+	fs.StringVar(&o.incoming, "incoming", "", "wait on tcp:HOST:PORT for a live migration (govmm ctl migrate on the source) and run the guest it brings; the flags that shape the machine must be the source's (-mem, -cpus, and devices of the same kinds in the same order; their backends may differ)")
 }
 
 // apply checks the words and remembers which shape flags were given.
