@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/govmm/govmm/images/testguest"
 	"github.com/govmm/govmm/kvm/kvmtest"
 	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/machine/machinetest"
 	"github.com/govmm/govmm/migration"
 	"github.com/govmm/govmm/snapshot"
 	"github.com/govmm/govmm/vcpu"
@@ -24,37 +23,16 @@ import (
 
 // rounds is the test guest's serial output, which tells when it has done
 // n rounds of mode=migrate.
-type rounds struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	more chan struct{}
-}
-
-func (r *rounds) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	r.buf.Write(p)
-	r.mu.Unlock()
-	select {
-	case r.more <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (r *rounds) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return bytes.Count(r.buf.Bytes(), []byte("B"))
-}
+type rounds struct{ *machinetest.Console }
 
 func (r *rounds) wait(t *testing.T, n int) {
 	t.Helper()
 	limit := time.After(time.Minute)
-	for r.count() < n {
+	for r.Rounds() < n {
 		select {
-		case <-r.more:
+		case <-r.More():
 		case <-limit:
-			t.Fatalf("the guest did %d rounds in a minute, want %d", r.count(), n)
+			t.Fatalf("the guest did %d rounds in a minute, want %d", r.Rounds(), n)
 		}
 	}
 }
@@ -79,7 +57,7 @@ func serve(t *testing.T, snapDir string) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial := &rounds{more: make(chan struct{}, 1)}
+	serial := &rounds{machinetest.NewConsole()}
 	m, err := machine.New(machine.Config{KVMPath: kvmtest.Path(), Kernel: elf, MemSize: 64 << 20, CPUs: 1, Cmdline: "mode=migrate rounds=0 mb=16", SerialOut: serial})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +113,7 @@ func TestAPI(t *testing.T) {
 	wantState("Pause()", in, err, StatePaused)
 	_, err = s.c.Pause(ctx)
 	wantStatus("Pause() of a paused guest", err, http.StatusConflict, "already paused")
-	n := s.serial.count()
+	n := s.serial.Rounds()
 	_, err = s.c.PowerButton(ctx)
 	wantStatus("PowerButton() of a paused guest", err, http.StatusConflict, "resume it first")
 	in, err = s.c.Resume(ctx)
@@ -210,7 +188,7 @@ func TestAPIMigrate(t *testing.T) {
 			ran <- err
 			return
 		}
-		c := machine.Config{KVMPath: kvmtest.Path(), SerialOut: &rounds{more: make(chan struct{}, 1)}, Restore: in.Restore}
+		c := machine.Config{KVMPath: kvmtest.Path(), SerialOut: &rounds{machinetest.NewConsole()}, Restore: in.Restore}
 		c.ApplySaved(in.Restore.State.Config)
 		m, err := machine.New(c)
 		if err != nil {

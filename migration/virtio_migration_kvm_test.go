@@ -12,6 +12,7 @@ import (
 
 	"github.com/govmm/govmm/kvm/kvmtest"
 	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/machine/machinetest"
 	"github.com/govmm/govmm/vcpu"
 )
 
@@ -44,7 +45,7 @@ func (g *guest) waitLoop(t *testing.T, n int) {
 	limit := time.After(time.Minute)
 	for loopRounds(g.serial.String()) < n {
 		select {
-		case <-g.serial.more:
+		case <-g.serial.More():
 		case r := <-g.done:
 			g.done <- r
 			t.Fatalf("the guest ended (%+v, %v) before round %d; serial:\n%s", r.res, r.err, n, g.serial.String())
@@ -170,7 +171,7 @@ func TestMigrateVirtioBlk(t *testing.T) {
 	if r := src.result(t, time.Minute); r.err != nil || r.res.Reason != vcpu.StopCanceled {
 		t.Errorf("source Run() = %+v, %v after the hand-over, want stopped by the VMM", r.res, r.err)
 	}
-	if want, got := ramSum(src.m.Memory()), <-d.sum; got != want {
+	if want, got := machinetest.RAMSum(src.m.Memory()), <-d.sum; got != want {
 		t.Errorf("destination RAM SHA-256 %x, source's at the pause %x", got, want)
 	}
 	if err := <-d.err; err != nil {

@@ -1,22 +1,19 @@
 package snapshot
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/govmm/govmm/kvm/kvmtest"
 	"github.com/govmm/govmm/machine"
-	"github.com/govmm/govmm/memory"
+	"github.com/govmm/govmm/machine/machinetest"
 )
 
 // The test guest's virtio-blk loop (mode=virtio blk_loop=N): 64 requests
@@ -92,30 +89,9 @@ func copyFile(t *testing.T, src, dst string) {
 
 // loopLog is a guest's serial output that wakes whoever waits for a
 // number of the loop's rounds (a 'V' each).
-type loopLog struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	more chan struct{}
-}
+type loopLog struct{ *machinetest.Console }
 
-func newLoopLog() *loopLog { return &loopLog{more: make(chan struct{}, 1)} }
-
-func (l *loopLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.buf.Write(p)
-	l.mu.Unlock()
-	select {
-	case l.more <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (l *loopLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func newLoopLog() *loopLog { return &loopLog{machinetest.NewConsole()} }
 
 // rounds counts the rounds printed after "virtio-blk loop start".
 // A restored guest's output starts in the loop.
@@ -158,7 +134,7 @@ func (g *loopGuest) waitRounds(t *testing.T, n int) {
 	limit := time.After(time.Minute)
 	for g.serial.rounds() < n {
 		select {
-		case <-g.serial.more:
+		case <-g.serial.More():
 		case r := <-g.done:
 			g.done <- r
 			t.Fatalf("the guest ended (%+v, %v) before round %d; serial:\n%s", r.res, r.err, n, g.serial.String())
@@ -207,23 +183,12 @@ func snapshotWithDisk(t *testing.T, s *Snapshotter, m *machine.Machine, dir stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := ramSum(m.Memory())
+	sum := machinetest.RAMSum(m.Memory())
 	copyFile(t, disk, diskCopy)
 	if err := m.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	return res, sum
-}
-
-// ramSum is the SHA-256 of all of mem.
-func ramSum(mem *memory.Memory) [32]byte {
-	h := sha256.New()
-	for _, r := range mem.Regions() {
-		h.Write(r.Host)
-	}
-	var s [32]byte
-	h.Sum(s[:0])
-	return s
 }
 
 // TestSnapshotRestoreVirtioBlk snapshots the test guest while its
@@ -313,7 +278,7 @@ func TestSnapshotRestoreVirtioBlk(t *testing.T) {
 			// The guest's RAM as it was at the pause: with the pages the
 			// device wrote into it (a diff snapshot has them only if the
 			// VMM counted its own writes as dirtying them).
-			if got := ramSum(restore.Memory); got != sums[snap] {
+			if got := machinetest.RAMSum(restore.Memory); got != sums[snap] {
 				t.Errorf("restored RAM SHA-256 %x, the guest's at the snapshot %x", got, sums[snap])
 			}
 			clone := filepath.Join(dir, snap+".img")
