@@ -4,6 +4,12 @@
 // so it reaches the disk), GET_ID, DISCARD and WRITE_ZEROES (holes
 // punched with fallocate) are handled; a read-only drive refuses writes
 // with VIRTIO_BLK_S_IOERR, and a malformed request gets an error status.
+//
+// The capacity is the file's size rounded down to 512-byte sectors, as
+// Firecracker's is: an empty file is a disk of 0 sectors (a placeholder
+// that orchestrators later swap for the real image with Replace), and
+// every READ, WRITE, DISCARD or WRITE_ZEROES beyond the capacity is
+// answered VIRTIO_BLK_S_IOERR (5.2.4, 5.2.6.1).
 package blk
 
 import (
@@ -12,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -92,6 +99,14 @@ type Options struct {
 
 // Device is one virtio-blk disk.
 type Device struct {
+	// ioMu is held while a request is served, and while Replace swaps
+	// the backing file: a swap waits for the request in flight.
+	ioMu sync.Mutex
+	// mu guards f, opt, sectors and config against readers other than
+	// the worker (the vCPUs reading the configuration space, Options);
+	// they change only with ioMu and mu both held, so the worker, which
+	// holds ioMu, reads them without mu.
+	mu       sync.Mutex
 	f        *os.File
 	opt      Options
 	sectors  uint64
@@ -111,6 +126,20 @@ func Open(o Options) (*Device, error) {
 	if o.Cache == 0 {
 		o.Cache = CacheWriteback
 	}
+	f, err := openFile(o)
+	if err != nil {
+		return nil, err
+	}
+	d, err := New(f, o)
+	if err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return d, nil
+}
+
+// openFile opens o.Path as o asks: read-only with ReadOnly, O_DSYNC
+// with CacheWritethrough. A directory is refused.
+func openFile(o Options) (*os.File, error) {
 	flags := os.O_RDWR
 	if o.ReadOnly {
 		flags = os.O_RDONLY
@@ -125,21 +154,33 @@ func Open(o Options) (*Device, error) {
 		}
 		return nil, fmt.Errorf("drive %s: %w", o.Path, err)
 	}
-	d, err := New(f, o)
-	if err != nil {
-		return nil, errors.Join(err, f.Close())
+	if st, err := f.Stat(); err != nil {
+		return nil, errors.Join(fmt.Errorf("drive %s: %w", o.Path, err), f.Close())
+	} else if st.IsDir() {
+		return nil, errors.Join(fmt.Errorf("drive %s: a directory, not a disk image", o.Path), f.Close())
 	}
-	return d, nil
+	return f, nil
+}
+
+// fileSectors is f's capacity: its size rounded down to sectors, as
+// Firecracker counts it (a tail shorter than a sector is not seen).
+func fileSectors(f *os.File, path string) (uint64, error) {
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, fmt.Errorf("drive %s: its size: %w", path, err)
+	}
+	if size < 0 {
+		return 0, fmt.Errorf("drive %s: a size of %d bytes", path, size)
+	}
+	return uint64(size) / SectorSize, nil
 }
 
 // New makes a device on an open file; the device owns it from then on.
+// An empty file (or one shorter than a sector) is a disk of 0 sectors.
 func New(f *os.File, o Options) (*Device, error) {
-	size, err := f.Seek(0, io.SeekEnd)
+	sectors, err := fileSectors(f, o.Path)
 	if err != nil {
-		return nil, fmt.Errorf("drive %s: its size: %w", o.Path, err)
-	}
-	if size < SectorSize {
-		return nil, fmt.Errorf("drive %s is %d bytes, less than one %d-byte sector: make it larger (truncate -s 64M %s)", o.Path, size, SectorSize, o.Path)
+		return nil, err
 	}
 	if o.ID == "" {
 		o.ID = baseName(o.Path)
@@ -147,7 +188,7 @@ func New(f *os.File, o Options) (*Device, error) {
 	if len(o.ID) > IDBytes {
 		o.ID = o.ID[:IDBytes]
 	}
-	d := &Device{f: f, opt: o, sectors: uint64(size) / SectorSize}
+	d := &Device{f: f, opt: o, sectors: sectors}
 	d.features = FeatureSegMax | FeatureBlkSize | FeatureFlush | queue.FeatureIndirectDesc | queue.FeatureEventIdx
 	if o.ReadOnly {
 		d.features |= FeatureRO
@@ -184,16 +225,88 @@ func (d *Device) buildConfig() {
 }
 
 // Sectors is the capacity in 512-byte sectors.
-func (d *Device) Sectors() uint64 { return d.sectors }
+func (d *Device) Sectors() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sectors
+}
 
-// Options are the drive's options.
-func (d *Device) Options() Options { return d.opt }
+// Options are the drive's options; Path is the file behind it now.
+func (d *Device) Options() Options {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opt
+}
+
+// Replace puts the file at path behind the disk, or re-reads the size of
+// the same file (a resize), while the device runs, as Firecracker's
+// PATCH /drives does: the request in flight finishes (its writes flushed
+// to the old file, unless cache=unsafe), later requests go to the new
+// file, and the capacity in the configuration space (5.2.4) becomes the
+// new file's size in whole sectors. changed, if not nil, is then called
+// before any driver's read of the configuration space can see the new
+// capacity: give the transport's ConfigChanged, which bumps
+// config_generation (so a driver's multi-part read of capacity retries,
+// 4.1.4.3.1) and sends the configuration change notification (4.1.4.5,
+// 4.1.5.4), on which Linux re-reads the capacity.
+//
+// The disk stays read-only or writable, as the driver negotiated it
+// (VIRTIO_BLK_F_RO, 5.2.3): readOnly must be what the disk was opened
+// with. On an error the old file stays.
+func (d *Device) Replace(path string, readOnly bool, changed func()) error {
+	d.mu.Lock()
+	o := d.opt
+	d.mu.Unlock()
+	if readOnly != o.ReadOnly {
+		mode := "writable"
+		if o.ReadOnly {
+			mode = "read-only"
+		}
+		return fmt.Errorf("drive %s is %s and stays so while the guest runs: its driver negotiated features with VIRTIO_BLK_F_RO as it is (5.2.3)", o.Path, mode)
+	}
+	o.Path = path
+	f, err := openFile(o)
+	if err != nil {
+		return err
+	}
+	sectors, err := fileSectors(f, path)
+	if err != nil {
+		return errors.Join(err, f.Close())
+	}
+	d.ioMu.Lock()
+	if err := d.flushLocked(); err != nil {
+		d.ioMu.Unlock()
+		return errors.Join(err, f.Close())
+	}
+	d.mu.Lock()
+	old := d.f
+	d.f, d.sectors, d.opt.Path = f, sectors, path
+	binary.LittleEndian.PutUint64(d.config[0:], sectors) // capacity
+	if changed != nil {
+		changed()
+	}
+	d.mu.Unlock()
+	d.ioMu.Unlock()
+	if old != f {
+		if err := old.Close(); err != nil {
+			return fmt.Errorf("drive %s: closing the file it had: %w", path, err)
+		}
+	}
+	return nil
+}
 
 // Flush makes what the device wrote reach the disk (fdatasync), as a
 // FLUSH request does (5.2.6.2): a pause that may hand the disk to
 // another host (a migration over shared storage) calls it. Nothing with
 // cache=unsafe or a read-only disk.
 func (d *Device) Flush() error {
+	d.ioMu.Lock()
+	defer d.ioMu.Unlock()
+	return d.flushLocked()
+}
+
+// flushLocked is Flush; ioMu is held.
+func (d *Device) flushLocked() error {
 	if d.opt.Cache == CacheUnsafe || d.opt.ReadOnly {
 		return nil
 	}
@@ -204,7 +317,11 @@ func (d *Device) Flush() error {
 }
 
 // Close closes the file; the device must be reset first.
-func (d *Device) Close() error { return d.f.Close() }
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.f.Close()
+}
 
 func (d *Device) Type() uint16 { return virtio.TypeBlock }
 
@@ -213,6 +330,8 @@ func (d *Device) Features() uint64 { return d.features }
 func (d *Device) QueueSizes() []uint16 { return []uint16{QueueSize} }
 
 func (d *Device) ReadConfig(off uint64, p []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for i := range p {
 		p[i] = 0
 		if o := off + uint64(i); o < configSize {
@@ -241,6 +360,8 @@ func (d *Device) Reset() { d.workers.Stop() }
 // serve answers one request (5.2.6). Its status is the last writable
 // byte; a chain without one cannot be answered and is returned unused.
 func (d *Device) serve(c *queue.Chain, iov *[][]byte) (uint32, error) {
+	d.ioMu.Lock()
+	defer d.ioMu.Unlock()
 	d.Requests.Add(1)
 	wl := c.WritableLen()
 	if wl == 0 {
