@@ -289,7 +289,9 @@ func (m *Machine) SavedConfig() SavedConfig {
 	if m.Loaded != nil && m.Loaded.Cmdline != "" {
 		cmdline = m.Loaded.Cmdline
 	}
-	return m.cfg.savedConfig(cmdline)
+	sc := m.cfg.savedConfig(cmdline)
+	m.currentDisks(sc.Devices) // drives.go: a disk's file may have been replaced
+	return sc
 }
 
 // Restored reports whether the machine was restored (Config.Restore)

@@ -131,6 +131,7 @@ func parseVirtio(s string) (virtioSpec, error) {
 // virtioDev is one virtio device on the bus.
 type virtioDev struct {
 	spec  virtioSpec
+	index int // in Config.Devices
 	tr    *virtiopci.Transport
 	slot  int
 	close func() error // the backend's (the disk file, the TAP)
@@ -145,7 +146,7 @@ func (m *Machine) addVirtio(p *pciMachine, word string, index int) error {
 	if err != nil {
 		return err
 	}
-	vd := &virtioDev{spec: sp, close: func() error { return nil }}
+	vd := &virtioDev{spec: sp, index: index, close: func() error { return nil }}
 	var dev virtio.Device
 	switch sp.kind {
 	case virtioRNG:

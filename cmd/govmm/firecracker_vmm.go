@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -314,43 +315,32 @@ func (v *fcVMM) CtrlAltDel() error {
 	return m.CtrlAltDel()
 }
 
+// UpdateDrive is PATCH /drives/{id} at run time: the drive's disk gets
+// the file at path (or re-reads its own file's size), and the guest's
+// driver a configuration change notification (machine.ReplaceDisk). The
+// drives are the machine's first devices, in the order deviceWords gave
+// them; the drive keeps its is_read_only.
 func (v *fcVMM) UpdateDrive(ctx context.Context, id, path string) error {
 	m, _, err := v.machine()
 	if err != nil {
 		return err
 	}
 	v.mu.Lock()
-	i := -1
-	for j, d := range v.drives {
-		if d.DriveID == id {
-			i = j
-		}
-	}
-	var cur string
+	i := slices.IndexFunc(v.drives, func(d firecracker.Drive) bool { return d.DriveID == id })
+	var readOnly bool
 	if i >= 0 {
-		cur = v.drives[i].PathOnHost
+		readOnly = v.drives[i].IsReadOnly
 	}
 	v.mu.Unlock()
-	trs := m.VirtioTransports()
-	if i < 0 || i >= len(trs) {
+	if i < 0 {
 		return fmt.Errorf("no drive %q in this microVM", id)
 	}
-	dev, ok := trs[i].Device().(*blk.Device)
-	if !ok {
-		return fmt.Errorf("drive %q is not a block device", id)
-	}
-	now, err := os.Stat(path)
-	if err != nil {
+	if err := m.ReplaceDisk(i, path, readOnly); err != nil {
 		return err
 	}
-	was, err := os.Stat(cur)
-	if err != nil || !os.SameFile(now, was) {
-		return fmt.Errorf("govmm cannot yet put another file behind a running drive (from %s to %s): its virtio-blk device has no hook to swap its backing file; give the drive's own file to re-read it", cur, path)
-	}
-	if size := dev.Sectors() * blk.SectorSize; uint64(now.Size())/blk.SectorSize*blk.SectorSize != size {
-		return fmt.Errorf("%s is now %d bytes, the drive %d: govmm cannot yet resize a running drive", path, now.Size(), size)
-	}
-	trs[i].ConfigChanged()
+	v.mu.Lock()
+	v.drives[i].PathOnHost = path
+	v.mu.Unlock()
 	return nil
 }
 
