@@ -353,6 +353,9 @@ func TestBadRequests(t *testing.T) {
 		{"PATCH", "/drives/nope", `{"drive_id":"nope","path_on_host":"$D/data.img"}`, 400, "no drive \"nope\""},
 		{"PATCH", "/drives/root_drive", `{"drive_id":"root_drive","path_on_host":"/etc/passwd"}`, 400, "outside the folders"},
 		{"PATCH", "/drives/root_drive", `{"drive_id":"other","path_on_host":"$D/data.img"}`, 400, msgIDMismatch},
+		{"PATCH", "/drives/root_drive", `{"drive_id":"root_drive","path_on_host":"$D"}`, 400, "not a regular file or a block device"},
+		{"PATCH", "/drives/root_drive", `{"drive_id":"root_drive","path_on_host":"$D/missing.img"}`, 400, "no such file"},
+		{"PATCH", "/drives/root_drive", `{"drive_id":"root_drive"}`, 400, "changes nothing"},
 		{"PATCH", "/vm", `{"state":"Stopped"}`, 400, "give Paused or Resumed"},
 		{"PUT", "/actions", `{"action_type":"FlushMetrics"}`, 400, "PUT /metrics first"},
 	}
