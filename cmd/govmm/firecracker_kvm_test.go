@@ -17,6 +17,7 @@ import (
 
 	"github.com/govmm/govmm/images/testguest"
 	"github.com/govmm/govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/machine/machinetest"
 )
 
 // fcClient speaks to govmm firecracker's socket.
@@ -78,7 +79,7 @@ func (c *fcClient) state() string {
 // and waits until its socket answers, which must be within 3 s.
 func startFirecracker(t *testing.T, sock string, args ...string) (*govmmRun, *fcClient) {
 	t.Helper()
-	g := &govmmRun{out: newRoundsOut(), stderr: &syncWriter{more: make(chan struct{}, 1)}, done: make(chan error, 1)}
+	g := &govmmRun{out: newRoundsOut(), stderr: machinetest.NewConsole(), done: make(chan error, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	t0 := time.Now()
@@ -111,7 +112,7 @@ func (g *govmmRun) waitConsole(t *testing.T, s string) {
 	limit := time.After(time.Minute)
 	for !strings.Contains(g.out.String(), s) {
 		select {
-		case <-g.out.more:
+		case <-g.out.More():
 		case err := <-g.done:
 			g.done <- err
 			t.Fatalf("govmm ended (status %d, %v) before the guest said %q\nconsole:\n%s\nstderr:\n%s", g.status, err, s, g.out.String(), g.stderr.String())
@@ -270,10 +271,9 @@ func TestFirecrackerConfigFile(t *testing.T) {
 	if err := os.WriteFile(meta, []byte(`{"latest":{"meta-data":{"instance-id":"i-1"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out, stderr syncWriter
-	out.more, stderr.more = make(chan struct{}, 1), make(chan struct{}, 1)
+	out, stderr := machinetest.NewConsole(), machinetest.NewConsole()
 	// flintlock's arguments, in its order (infrastructure/firecracker/create.go).
-	status, err := run(context.Background(), []string{fcName, "--id", "flint_1", "--boot-timer", "--no-api", "--config-file", cfg, "--metadata", meta}, nil, &out, &stderr)
+	status, err := run(context.Background(), []string{fcName, "--id", "flint_1", "--boot-timer", "--no-api", "--config-file", cfg, "--metadata", meta}, nil, out, stderr)
 	if err != nil || status != 0 {
 		t.Fatalf("govmm firecracker --no-api --config-file = %d, %v\nstderr:\n%s", status, err, stderr.String())
 	}
@@ -294,7 +294,7 @@ func TestFirecrackerConfigFile(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	status, err = run(context.Background(), []string{fcName, "--no-api", "--config-file", cfg}, nil, &out, &stderr)
+	status, err = run(context.Background(), []string{fcName, "--no-api", "--config-file", cfg}, nil, out, stderr)
 	if status == 0 || err == nil || !strings.Contains(err.Error(), "vsock is not implemented") {
 		t.Errorf("a config file with vsock = %d, %v; want refused", status, err)
 	}

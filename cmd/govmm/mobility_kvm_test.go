@@ -8,47 +8,23 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/govmm/govmm/api"
 	"github.com/govmm/govmm/images/testguest"
 	"github.com/govmm/govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/machine/machinetest"
 )
 
 // roundsOut is a govmm's standard output (-serial stdio): the test
-// guest's mode=migrate rounds, one 'B' each.
-type roundsOut struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	more chan struct{}
-}
+// guest's mode=migrate rounds, one 'B' each; syncWriter its standard error.
+type (
+	roundsOut  = machinetest.Console
+	syncWriter = machinetest.Console
+)
 
-func newRoundsOut() *roundsOut { return &roundsOut{more: make(chan struct{}, 1)} }
-
-func (r *roundsOut) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	r.buf.Write(p)
-	r.mu.Unlock()
-	select {
-	case r.more <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (r *roundsOut) rounds() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return bytes.Count(r.buf.Bytes(), []byte("B"))
-}
-
-func (r *roundsOut) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.String()
-}
+func newRoundsOut() *roundsOut { return machinetest.NewConsole() }
 
 // govmmRun is a govmm child run in the background.
 type govmmRun struct {
@@ -58,29 +34,13 @@ type govmmRun struct {
 	status int
 }
 
-type syncWriter struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	more chan struct{}
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	select {
-	case w.more <- struct{}{}:
-	default:
-	}
-	return w.buf.Write(p)
-}
-
 // waitFor waits until govmm's stderr says s.
 func (g *govmmRun) waitFor(t *testing.T, s string) {
 	t.Helper()
 	limit := time.After(time.Minute)
 	for !strings.Contains(g.stderr.String(), s) {
 		select {
-		case <-g.stderr.more:
+		case <-g.stderr.More():
 		case err := <-g.done:
 			g.done <- err
 			t.Fatalf("govmm ended (status %d, %v) before saying %q\nstderr:\n%s", g.status, err, s, g.stderr.String())
@@ -90,17 +50,11 @@ func (g *govmmRun) waitFor(t *testing.T, s string) {
 	}
 }
 
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 // startGovmm runs govmm with args (seccomp and Landlock on, as a user's)
 // and waits until its guest has done a few rounds more than before.
 func startGovmm(t *testing.T, args ...string) *govmmRun {
 	t.Helper()
-	g := &govmmRun{out: newRoundsOut(), stderr: &syncWriter{more: make(chan struct{}, 1)}, done: make(chan error, 1)}
+	g := &govmmRun{out: newRoundsOut(), stderr: machinetest.NewConsole(), done: make(chan error, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	go func() {
@@ -115,14 +69,14 @@ func startGovmm(t *testing.T, args ...string) *govmmRun {
 func (g *govmmRun) waitRounds(t *testing.T, n int) {
 	t.Helper()
 	limit := time.After(time.Minute)
-	for g.out.rounds() < n {
+	for g.out.Rounds() < n {
 		select {
-		case <-g.out.more:
+		case <-g.out.More():
 		case err := <-g.done:
 			g.done <- err
 			t.Fatalf("govmm ended (status %d, %v) before round %d\nstderr:\n%s", g.status, err, n, g.stderr.String())
 		case <-limit:
-			t.Fatalf("govmm's guest did %d rounds in a minute, want %d\nstderr:\n%s", g.out.rounds(), n, g.stderr.String())
+			t.Fatalf("govmm's guest did %d rounds in a minute, want %d\nstderr:\n%s", g.out.Rounds(), n, g.stderr.String())
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/govmm/govmm/api"
 	"github.com/govmm/govmm/images"
 	"github.com/govmm/govmm/images/imagesenv"
+	"github.com/govmm/govmm/machine/machinetest"
 )
 
 // linuxWaiting is the guest agent's command for the full Linux tests: it
@@ -43,7 +44,7 @@ func startLinux(t *testing.T, wait bool, args ...string) (*govmmRun, *os.File) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close(); w.Close() })
-	g := &govmmRun{out: newRoundsOut(), stderr: &syncWriter{more: make(chan struct{}, 1)}, done: make(chan error, 1)}
+	g := &govmmRun{out: newRoundsOut(), stderr: machinetest.NewConsole(), done: make(chan error, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	go func() {
@@ -63,7 +64,7 @@ func (g *govmmRun) waitOut(t *testing.T, s string, limit time.Duration) {
 	timeout := time.After(limit)
 	for !strings.Contains(g.out.String(), s) {
 		select {
-		case <-g.out.more:
+		case <-g.out.More():
 		case err := <-g.done:
 			g.done <- err
 			t.Fatalf("govmm ended (status %d, %v) before the console showed %q\nconsole:\n%s\nstderr:\n%s", g.status, err, s, g.out.String(), g.stderr.String())

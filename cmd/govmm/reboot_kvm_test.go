@@ -12,6 +12,7 @@ import (
 	"github.com/govmm/govmm/images/testguest"
 	"github.com/govmm/govmm/kvm/kvmtest"
 	"github.com/govmm/govmm/machine"
+	"github.com/govmm/govmm/machine/machinetest"
 )
 
 // The test guest's lines: its banner, once per boot, and mode=powerbutton
@@ -47,7 +48,7 @@ func startReboot(t *testing.T, flags ...string) *rebootRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rebootRun{serial: newRoundsOut(), stderr: &syncWriter{more: make(chan struct{}, 1)}, done: make(chan struct{})}
+	r := &rebootRun{serial: newRoundsOut(), stderr: machinetest.NewConsole(), done: make(chan struct{})}
 	args := append([]string{"-kernel", g.BzImage, "-mem", "64M", "-kvm", kvmtest.Path(), "-cache", t.TempDir(),
 		"-append", "mode=powerbutton"}, flags...)
 	o, err := parseFlags(args, r.stderr)
@@ -88,7 +89,7 @@ func (r *rebootRun) waitSerial(t *testing.T, s string, n int) {
 	timeout := time.After(time.Minute)
 	for strings.Count(r.serial.String(), s) < n {
 		select {
-		case <-r.serial.more:
+		case <-r.serial.More():
 		case <-r.done:
 			if strings.Count(r.serial.String(), s) >= n {
 				return

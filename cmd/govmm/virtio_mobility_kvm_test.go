@@ -40,7 +40,7 @@ func (g *govmmRun) waitLoopRounds(t *testing.T, n int) {
 	limit := time.After(time.Minute)
 	for cloneLoopRounds(g.out.String()) < n {
 		select {
-		case <-g.out.more:
+		case <-g.out.More():
 		case err := <-g.done:
 			g.done <- err
 			t.Fatalf("govmm ended (status %d, %v) before round %d\nstdout:\n%s\nstderr:\n%s", g.status, err, n, g.out.String(), g.stderr.String())

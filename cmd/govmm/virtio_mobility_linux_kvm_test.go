@@ -21,6 +21,7 @@ import (
 	"github.com/govmm/govmm/api"
 	"github.com/govmm/govmm/images"
 	"github.com/govmm/govmm/images/imagesenv"
+	"github.com/govmm/govmm/machine/machinetest"
 )
 
 // TestLinuxVirtioSnapshotRestoreMigrate: Debian's kernel with a virtio-blk disk
@@ -126,7 +127,7 @@ func startLinuxIn(t *testing.T, ns netns.NsHandle, args ...string) (*govmmRun, *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close(); w.Close() })
-	g := &govmmRun{out: newRoundsOut(), stderr: &syncWriter{more: make(chan struct{}, 1)}, done: make(chan error, 1)}
+	g := &govmmRun{out: newRoundsOut(), stderr: machinetest.NewConsole(), done: make(chan error, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	entered := make(chan error, 1)
