@@ -34,6 +34,14 @@ func govmmVMM(bin, elf string, memMiB int, cacheDir string) vmm {
 	}}
 }
 
+// withArgs is v under another name, with more arguments after its own.
+func withArgs(v vmm, name string, extra ...string) vmm {
+	argv := v.argv
+	return vmm{name: name, okStatus: v.okStatus, argv: func(cmdline string, verbose bool) []string {
+		return append(argv(cmdline, verbose), extra...)
+	}}
+}
+
 // cvmmVMM is the C VMM booting guest.elf the same way.
 func cvmmVMM(bin, elf string, memMiB int) vmm {
 	return vmm{name: "cvmm", argv: func(cmdline string, verbose bool) []string {
