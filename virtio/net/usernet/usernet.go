@@ -1,8 +1,6 @@
 // Package usernet is rootless user-mode networking for virtio-net: the
-// guest's frames go to a gVisor netstack inside govmm, wired as
-// gvisor-tap-vsock's virtual network wires it and running its services
-// (link.go says why not through its virtualnetwork package), that plays
-// gateway (192.168.127.1), answers DHCP
+// guest's frames go to gvisor-tap-vsock's virtual network, a gVisor
+// netstack inside govmm that plays gateway (192.168.127.1), answers DHCP
 // (the guest gets 192.168.127.2) and DNS, and makes the guest's TCP and
 // UDP connections with the host's own sockets (NAT), as QEMU's -netdev
 // user does. 192.168.127.254 is the host's loopback. Port forwards
@@ -20,18 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
-	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
 	"github.com/containers/gvisor-tap-vsock/pkg/types"
+	"github.com/containers/gvisor-tap-vsock/pkg/virtualnetwork"
 	"github.com/sirupsen/logrus"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	garp "gvisor.dev/gvisor/pkg/tcpip/network/arp"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	gudp "gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
 // The virtual network's addresses (those of gvisor-tap-vsock's gvproxy).
@@ -62,6 +51,7 @@ type Config struct {
 // Network is a virtual network with one guest attached, a virtio-net
 // Backend (frames without virtio_net_hdr).
 type Network struct {
+	vn        *virtualnetwork.VirtualNetwork
 	guest     net.Conn // govmm's end of the link
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -84,133 +74,44 @@ func New(c Config) (*Network, error) {
 			logrus.SetOutput(io.Discard)
 		}
 	})
-	gwIP := net.ParseIP(GatewayIP).To4()
-	gwMAC, err := net.ParseMAC(gatewayMAC)
-	if err != nil {
-		return nil, err
+	cfg := &types.Configuration{
+		MTU:               mtu,
+		Subnet:            Subnet,
+		GatewayIP:         GatewayIP,
+		GatewayMacAddress: gatewayMAC,
+		DHCPStaticLeases:  map[string]string{GuestIP: c.GuestMAC.String()},
+		NAT:               map[string]string{HostIP: "127.0.0.1"},
+		GatewayVirtualIPs: []string{HostIP},
+		Forwards:          map[string]string{},
+		DNS: []types.Zone{{
+			Name:    "govmm.internal.",
+			Records: []types.Record{{Name: "gateway", IP: net.ParseIP(GatewayIP)}, {Name: "host", IP: net.ParseIP(HostIP)}},
+		}},
+		Protocol: types.BessProtocol,
 	}
-	_, subnet, err := net.ParseCIDR(Subnet)
-	if err != nil {
-		return nil, err
-	}
-	pool := &leases{subnet: subnet, byIP: map[string]string{}}
-	pool.reserve(gwIP, gatewayMAC)
-	pool.reserve(net.ParseIP(GuestIP), c.GuestMAC.String())
-
-	ours, theirs := net.Pipe() // one Write is one frame, as BESS wants
-	gw := &gateway{mtu: mtu, mac: tcpip.LinkAddress(gwMAC), arpFor: map[tcpip.Address]bool{
-		tcpip.AddrFrom4Slice(gwIP):                      true,
-		tcpip.AddrFrom4Slice(net.ParseIP(HostIP).To4()): true, // a virtual IP
-	}}
-	gw.sw = &guestSwitch{gw: gw, conn: theirs, cam: map[tcpip.LinkAddress]bool{}}
-
-	s, err := newStack(gw, gwIP, subnet)
-	if err == nil {
-		err = addServices(s, c, pool, gwIP)
-	}
-	if err != nil {
-		_ = ours.Close()
-		_ = theirs.Close()
-		return nil, fmt.Errorf("user-mode network: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &Network{guest: ours, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(n.done)
-		gw.sw.run(ctx) // ends when the link closes
-	}()
-	return n, nil
-}
-
-// nicID is the stack's one NIC, the gateway.
-const nicID = 1
-
-// newStack is the netstack as gvisor-tap-vsock's virtualnetwork builds it:
-// IPv4, ARP, TCP, UDP and ICMP on one NIC that holds the gateway's
-// address, spoofing and promiscuous (it answers for every address beyond
-// the gateway: NAT), routing the subnet to the NIC.
-func newStack(gw *gateway, gwIP net.IP, subnet *net.IPNet) (*stack.Stack, error) {
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, garp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, gudp.NewProtocol, icmp.NewProtocol4},
-	})
-	if err := s.CreateNIC(nicID, gw); err != nil {
-		return nil, errors.New(err.String())
-	}
-	if err := s.AddProtocolAddress(nicID, tcpip.ProtocolAddress{
-		Protocol:          ipv4.ProtocolNumber,
-		AddressWithPrefix: tcpip.AddrFrom4Slice(gwIP).WithPrefix(),
-	}, stack.AddressProperties{}); err != nil {
-		return nil, errors.New(err.String())
-	}
-	s.SetSpoofing(nicID, true)
-	s.SetPromiscuousMode(nicID, true)
-	sn, err := tcpip.NewSubnet(tcpip.AddrFromSlice(subnet.IP.To4()), tcpip.MaskFromBytes(subnet.Mask))
-	if err != nil {
-		return nil, err
-	}
-	s.SetRouteTable([]tcpip.Route{{Destination: sn, NIC: nicID}})
-	return s, nil
-}
-
-// addServices starts what the gateway serves: NAT for TCP and UDP
-// (HostIP is the host's 127.0.0.1), DNS and DHCP on the gateway, and the
-// forwards' listeners on the host.
-func addServices(s *stack.Stack, c Config, pool *leases, gwIP net.IP) error {
-	var natLock sync.Mutex
-	nat := map[tcpip.Address]tcpip.Address{
-		tcpip.AddrFrom4Slice(net.ParseIP(HostIP).To4()): tcpip.AddrFrom4Slice(net.IPv4(127, 0, 0, 1).To4()),
-	}
-	s.SetTransportProtocolHandler(tcp.ProtocolNumber, forwarder.TCP(s, nat, &natLock, false).HandlePacket)
-	s.SetTransportProtocolHandler(gudp.ProtocolNumber, forwarder.UDP(s, nat, &natLock, false).HandlePacket)
-
-	at := tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFrom4Slice(gwIP), Port: 53}
-	udpConn, err := gonet.DialUDP(s, &at, nil, ipv4.ProtocolNumber)
-	if err != nil {
-		return err
-	}
-	tcpLn, err := gonet.ListenTCP(s, at, ipv4.ProtocolNumber)
-	if err != nil {
-		return err
-	}
-	zones := []types.Zone{{
-		Name:    "govmm.internal.",
-		Records: []types.Record{{Name: "gateway", IP: net.ParseIP(GatewayIP)}, {Name: "host", IP: net.ParseIP(HostIP)}},
-	}}
-	srv, err := dns.New(udpConn, tcpLn, zones)
-	if err != nil {
-		return err
-	}
-	go func() {
-		if err := srv.Serve(); err != nil {
-			logrus.Error(err)
-		}
-	}()
-	go func() {
-		if err := srv.ServeTCP(); err != nil {
-			logrus.Error(err)
-		}
-	}()
-
-	if err := serveDHCP(s, pool, gwIP); err != nil {
-		return err
-	}
-
-	fw := forwarder.NewPortsForwarder(s)
 	for _, f := range c.Forwards {
 		g := f.Guest
 		if strings.HasPrefix(g, ":") {
 			g = GuestIP + g
 		}
-		proto := types.TCP
+		key := f.Host
 		if f.UDP {
-			proto = types.UDP
+			key = "udp:" + key
 		}
-		if err := fw.Expose(proto, f.Host, g); err != nil {
-			return err
-		}
+		cfg.Forwards[key] = g
 	}
-	return nil
+	vn, err := virtualnetwork.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("user-mode network: %w", err)
+	}
+	ours, theirs := net.Pipe() // one Write is one frame, as BESS wants
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Network{vn: vn, guest: ours, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(n.done)
+		_ = vn.AcceptBess(ctx, theirs) // ends when the link closes
+	}()
+	return n, nil
 }
 
 // VnetHdr: frames are bare Ethernet; the netstack does no offloads.

@@ -195,28 +195,3 @@ func TestARPAndUDPToHost(t *testing.T) {
 		t.Errorf("Stats() = %d, %d, want both non-zero", sent, recv)
 	}
 }
-
-// TestHostForward: a connection to a forward's host address reaches the
-// guest as a TCP SYN to the forward's guest port.
-func TestHostForward(t *testing.T) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	l.Close() // the forward listens here instead
-	g := newGuest(t, Config{Forwards: []Forward{{Host: host, Guest: ":8080"}}})
-	go func() {
-		if c, err := net.DialTimeout("tcp4", host, 10*time.Second); err == nil {
-			time.Sleep(5 * time.Second)
-			c.Close()
-		}
-	}()
-	f := g.wait("a TCP SYN to the guest's port 8080", func(f []byte) bool {
-		return len(f) >= 54 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 6 &&
-			binary.BigEndian.Uint16(f[36:]) == 8080 && f[47]&0x02 != 0
-	})
-	if dst := net.IP(f[30:34]); !dst.Equal(net.ParseIP(GuestIP)) {
-		t.Errorf("SYN to %v, want %s", dst, GuestIP)
-	}
-}
