@@ -2,10 +2,8 @@ package testguest
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"debug/elf"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -96,24 +94,11 @@ func guestsIn(dir string) Guests {
 
 // sourceHash hashes the recipe, the flags and every embedded source file.
 func sourceHash() (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%q\n%q\n", recipe, cflags, ldflags)
-	err := fs.WalkDir(sources, "src", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := sources.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%s %d\n", path, len(b))
-		h.Write(b)
-		return nil
-	})
+	h, err := HashSources(sources, "src", recipe, fmt.Sprint(cflags), fmt.Sprint(ldflags))
 	if err != nil {
-		return "", fmt.Errorf("testguest: hash the sources: %w", err)
+		return "", fmt.Errorf("testguest: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return h, nil
 }
 
 // buildIn runs the whole build in dir.

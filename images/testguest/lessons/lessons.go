@@ -12,9 +12,7 @@ package lessons
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +20,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/govmm/govmm/images/testguest"
 )
 
 //go:embed src golden
@@ -135,24 +135,11 @@ func mustSub(dir string) fs.FS {
 }
 
 func sourceHash() (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%q\n%q\n", recipe, asFlags, ldFlags)
-	err := fs.WalkDir(files, "src", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := files.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%s %d\n", path, len(b))
-		h.Write(b)
-		return nil
-	})
+	h, err := testguest.HashSources(files, "src", recipe, fmt.Sprint(asFlags), fmt.Sprint(ldFlags))
 	if err != nil {
-		return "", fmt.Errorf("lessons: hashing the sources: %w", err)
+		return "", fmt.Errorf("lessons: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return h, nil
 }
 
 // Source is the lesson's assembly source.
