@@ -71,36 +71,13 @@ func TestACPIPowerOff(t *testing.T) {
 // the I/O APIC as the MADT says: the guest sees the press and powers off.
 func TestPowerButton(t *testing.T) {
 	kvmtest.Require(t)
-	w := newWatcher("powerbutton: waiting for the power button")
-	m, err := New(Config{KVMPath: kvmtest.Path(), Kernel: readFile(t, guests(t).ELF), Cmdline: "mode=powerbutton", MemSize: 64 << 20, CPUs: 2, SerialOut: w})
-	if err != nil {
-		t.Fatal(err)
+	press := func(m *Machine) error { m.PowerButton(); return nil }
+	res, out, err := runUntil(t, Config{Kernel: readFile(t, guests(t).ELF), Cmdline: "mode=powerbutton", MemSize: 64 << 20, CPUs: 2},
+		"powerbutton: waiting for the power button", time.Minute, press)
+	if err != nil || res.Reason != vcpu.StopPowerOff || res.Status != 0 {
+		t.Errorf("Run() after the press = %+v, %v, want a power off with status 0\nserial:\n%s", res, err, out)
 	}
-	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	type outcome struct {
-		res Result
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := m.Run(ctx)
-		done <- outcome{res, err}
-	}()
-	select {
-	case <-w.seen("powerbutton: waiting for the power button"):
-	case o := <-done:
-		t.Fatalf("Run() = %+v, %v before the guest waited for the button:\n%s", o.res, o.err, w.String())
-	case <-ctx.Done():
-		t.Fatalf("the guest did not get to wait for the button:\n%s", w.String())
-	}
-	m.PowerButton()
-	o := <-done
-	if o.err != nil || o.res.Reason != vcpu.StopPowerOff || o.res.Status != 0 {
-		t.Errorf("Run() after the press = %+v, %v, want a power off with status 0\nserial:\n%s", o.res, o.err, w.String())
-	}
-	if !strings.Contains(w.String(), "power button pressed\n") {
-		t.Errorf("the guest did not see the press:\n%s", w.String())
+	if !strings.Contains(out, "power button pressed\n") {
+		t.Errorf("the guest did not see the press:\n%s", out)
 	}
 }

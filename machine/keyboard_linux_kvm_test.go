@@ -18,14 +18,24 @@ func runLinuxUntil(t *testing.T, script, ready string, act func(m *Machine) erro
 	t.Helper()
 	kernelPath, initrdPath := linuxGuest(t)
 	cmdline := "console=ttyS0 reboot=k panic=-1 " + images.AgentCommandLine(script, false)
+	return runUntil(t, Config{Kernel: readFile(t, kernelPath), Initrd: readFile(t, initrdPath), Cmdline: cmdline,
+		MemSize: 512 << 20, CPUs: 1, Boot: BootAuto, CacheDir: kvmtest.CacheDir(), Log: testLog{t}}, ready, 4*time.Minute, act)
+}
+
+// runUntil runs a machine built from c (on the test's KVM, its console
+// watched), waits for the console's line ready, calls act, and returns
+// how the run ended, the console, and the run's error; it fails t when
+// the guest ends before ready or the whole run takes over limit.
+func runUntil(t *testing.T, c Config, ready string, limit time.Duration, act func(m *Machine) error) (Result, string, error) {
+	t.Helper()
 	w := newWatcher(ready)
-	m, err := New(Config{KVMPath: kvmtest.Path(), Kernel: readFile(t, kernelPath), Initrd: readFile(t, initrdPath), Cmdline: cmdline,
-		MemSize: 512 << 20, CPUs: 1, Boot: BootAuto, CacheDir: kvmtest.CacheDir(), SerialOut: w, Log: testLog{t}})
+	c.KVMPath, c.SerialOut = kvmtest.Path(), w
+	m, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	type outcome struct {
 		res Result
@@ -41,7 +51,7 @@ func runLinuxUntil(t *testing.T, script, ready string, act func(m *Machine) erro
 	case o := <-done:
 		t.Fatalf("Run() = %+v, %v before %q:\n%s", o.res, o.err, ready, w.String())
 	case <-ctx.Done():
-		t.Fatalf("no %q within 4 minutes:\n%s", ready, w.String())
+		t.Fatalf("no %q within %v:\n%s", ready, limit, w.String())
 	}
 	start := time.Now()
 	if err := act(m); err != nil {
@@ -49,7 +59,7 @@ func runLinuxUntil(t *testing.T, script, ready string, act func(m *Machine) erro
 	}
 	o := <-done
 	if ctx.Err() != nil {
-		t.Fatalf("the guest did not end within 4 minutes:\n%s", w.String())
+		t.Fatalf("the guest did not end within %v:\n%s", limit, w.String())
 	}
 	t.Logf("ended %v after the action", time.Since(start).Round(time.Millisecond))
 	return o.res, w.String(), o.err
