@@ -8,8 +8,9 @@ import (
 	"github.com/govmm/govmm/virtio/net/usernet"
 )
 
-// newUserNet is user-mode networking's backend: gvisor-tap-vsock's
-// virtual network in this process.
+// newUserNet is user-mode networking's backend: a gVisor netstack in this
+// process (virtio/net/usernet) with gvisor-tap-vsock's forwarders for NAT,
+// DNS and port forwards.
 func newUserNet(n netSpec, log io.Writer) (vnet.Backend, error) {
 	c := usernet.Config{GuestMAC: n.mac, Log: log}
 	for _, f := range n.hostfwd {
