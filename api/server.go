@@ -103,8 +103,7 @@ func (s *Server) Close() error {
 	if err != nil {
 		err = s.http.Close()
 	}
-	s.snap.Close()
-	return err
+	return errors.Join(err, s.snap.Close())
 }
 
 // statusError is an error with the HTTP status it answers with.

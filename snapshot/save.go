@@ -133,11 +133,12 @@ func (s *Snapshotter) Save(ctx context.Context, dir string, o Options) (Result, 
 		if memPath != "" {
 			_ = os.Remove(memPath) // not named by any state file
 		}
-		s.stopTracking()
-		return Result{}, fmt.Errorf("snapshot into %s: %w", dir, err)
+		return Result{}, errors.Join(fmt.Errorf("snapshot into %s: %w", dir, err), s.stopTracking())
 	}
 	if !o.Diff && !o.Track {
-		s.stopTracking()
+		if err := s.stopTracking(); err != nil {
+			return res, fmt.Errorf("snapshot saved in %s, but %w", dir, err)
+		}
 	}
 	removeOldMemory(dir, "memory-"+id)
 	return res, nil
@@ -178,18 +179,25 @@ func (s *Snapshotter) pagesToWrite(o Options) (*memory.Bitmap, *Diff, error) {
 }
 
 // stopTracking closes the dirty log, if open: the next snapshot is full.
-func (s *Snapshotter) stopTracking() {
-	if s.log != nil {
-		_ = s.log.Close() // logging off: nothing depends on its last pages
-		s.log, s.last = nil, ""
+// Its error is KVM's refusing to stop logging, which leaves the guest
+// slower but no snapshot wrong.
+func (s *Snapshotter) stopTracking() error {
+	if s.log == nil {
+		return nil
 	}
+	err := s.log.Close()
+	s.log, s.last = nil, ""
+	if err != nil {
+		return fmt.Errorf("turning off KVM's dirty-page log: %w", err)
+	}
+	return nil
 }
 
 // Close stops tracking written pages.
-func (s *Snapshotter) Close() {
+func (s *Snapshotter) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stopTracking()
+	return s.stopTracking()
 }
 
 func newID() (string, error) {

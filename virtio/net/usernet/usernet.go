@@ -114,7 +114,7 @@ func start(c Config) (n *Network, err error) {
 	n = &Network{s: s, link: newWire(mac, mtu)}
 	defer func() {
 		if err != nil {
-			_ = n.Close()
+			err = errors.Join(err, n.Close())
 		}
 	}()
 	if e := s.CreateNIC(nicID, n.link); e != nil {
