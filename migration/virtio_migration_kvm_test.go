@@ -16,34 +16,11 @@ import (
 	"github.com/govmm/govmm/vcpu"
 )
 
-// The test guest's virtio-blk loop (mode=virtio blk_loop=N): 64 requests
-// of 4 KiB from sector 64, written and read back each round with the
-// pattern moved on by the round; 'V' after each.
-const (
-	loopSector = 64
-	loopN      = 64
-	loopBytes  = 4096
-)
-
-// loopPattern is what round r of the loop writes at disk offset off
-// (PATTERN in images/testguest/src/virtio.h, plus r).
-func loopPattern(off uint64, r int) byte { return byte((off>>9)*7+off*13+0x5a) + byte(r) }
-
-// loopRounds counts the loop's rounds in a guest's serial output.
-// A restored or migrated guest's output starts in the loop.
-func loopRounds(serial string) int {
-	if _, after, ok := strings.Cut(serial, "virtio-blk loop start"); ok {
-		serial = after
-	}
-	line, _, _ := strings.Cut(serial, "\nvirtio-blk loop")
-	return strings.Count(line, "V")
-}
-
 // waitLoop waits until the guest has done n rounds of the loop.
 func (g *guest) waitLoop(t *testing.T, n int) {
 	t.Helper()
 	limit := time.After(time.Minute)
-	for loopRounds(g.serial.String()) < n {
+	for machinetest.LoopRounds(g.serial.String()) < n {
 		select {
 		case <-g.serial.More():
 		case r := <-g.done:
@@ -68,7 +45,7 @@ func startLoopSource(t *testing.T, rounds int) (*guest, string) {
 	}
 	serial := newSerialLog()
 	m, err := machine.New(machine.Config{KVMPath: kvmtest.Path(), Kernel: guestELF(t), MemSize: 128 << 20, CPUs: 1,
-		Cmdline:   fmt.Sprintf("mode=virtio blk_sector=%d blk_n=%d blk_bytes=%d blk_loop=%d", loopSector, loopN, loopBytes, rounds),
+		Cmdline:   machinetest.LoopCmdline(rounds),
 		Devices:   []machine.Device{machine.Device("virtio-blk,file=" + disk)},
 		SerialOut: serial})
 	if err != nil {
@@ -77,22 +54,6 @@ func startLoopSource(t *testing.T, rounds int) (*guest, string) {
 	g := run(t, m, serial)
 	g.waitLoop(t, 20)
 	return g, disk
-}
-
-// checkLoopDisk checks that the loop's blocks in the disk hold round r's
-// pattern.
-func checkLoopDisk(t *testing.T, disk string, r int) {
-	t.Helper()
-	got, err := os.ReadFile(disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(0); i < loopN*loopBytes; i++ {
-		off := loopSector*512 + i
-		if got[off] != loopPattern(off, r) {
-			t.Fatalf("disk byte %d = %#x, want %#x (round %d's)", off, got[off], loopPattern(off, r), r)
-		}
-	}
 }
 
 // TestMigrateVirtioBlkCut cuts the connection of a migration of the
@@ -128,7 +89,7 @@ func TestMigrateVirtioBlkCut(t *testing.T) {
 			if r.err != nil || r.res.Status != 0 || !strings.Contains(out, fmt.Sprintf("virtio-blk loop ok rounds=%d", rounds)) {
 				t.Fatalf("source Run() = %+v, %v; want the loop's end with status 0; serial:\n%s", r.res, r.err, out)
 			}
-			checkLoopDisk(t, disk, rounds)
+			machinetest.CheckLoopDisk(t, disk, rounds)
 			select {
 			case derr := <-d.err:
 				if derr == nil {
@@ -163,7 +124,7 @@ func TestMigrateVirtioBlk(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Send() = %v", err)
 	}
-	at := loopRounds(src.serial.String())
+	at := machinetest.LoopRounds(src.serial.String())
 	t.Logf("migrated at round ~%d: %d rounds, %d pages, %.1f MiB sent in %v, downtime %v", at, res.Rounds, res.Pages, float64(res.Sent)/(1<<20), res.Total, res.Downtime)
 	if res.Rounds < 2 {
 		t.Errorf("Send() took %d round(s), want the bound's 4: the test is to migrate a busy disk's pages over rounds", res.Rounds)
@@ -183,8 +144,8 @@ func TestMigrateVirtioBlk(t *testing.T) {
 	if r.err != nil || r.res.Status != 0 || !r.res.DebugExit || !strings.Contains(out, fmt.Sprintf("virtio-blk loop ok rounds=%d", rounds)) || !strings.Contains(out, "virtio-blk loop flush ok (interrupt)") {
 		t.Fatalf("destination Run() = %+v, %v; want the loop's end with status 0; serial:\n%s", r.res, r.err, out)
 	}
-	if got := loopRounds(out); got < 1 || got >= rounds {
+	if got := machinetest.LoopRounds(out); got < 1 || got >= rounds {
 		t.Errorf("the destination printed %d rounds: it did not go on from the source's", got)
 	}
-	checkLoopDisk(t, disk, rounds)
+	machinetest.CheckLoopDisk(t, disk, rounds)
 }

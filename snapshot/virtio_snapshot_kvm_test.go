@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,40 +14,6 @@ import (
 	"github.com/govmm/govmm/machine"
 	"github.com/govmm/govmm/machine/machinetest"
 )
-
-// The test guest's virtio-blk loop (mode=virtio blk_loop=N): 64 requests
-// of 4 KiB from sector 64, written and read back each round with the
-// pattern moved on by the round.
-const (
-	loopSector = 64
-	loopN      = 64
-	loopBytes  = 4096
-)
-
-// loopCmdline is mode=virtio with rounds of the loop.
-func loopCmdline(rounds int) string {
-	return fmt.Sprintf("mode=virtio blk_sector=%d blk_n=%d blk_bytes=%d blk_loop=%d", loopSector, loopN, loopBytes, rounds)
-}
-
-// loopPattern is what round r of the loop writes at disk offset off
-// (PATTERN in images/testguest/src/virtio.h, plus r).
-func loopPattern(off uint64, r int) byte { return byte((off>>9)*7+off*13+0x5a) + byte(r) }
-
-// checkLoopDisk checks that the loop's blocks in the disk file hold round
-// r's pattern.
-func checkLoopDisk(t *testing.T, path string, r int) {
-	t.Helper()
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(0); i < loopN*loopBytes; i++ {
-		off := loopSector*512 + i
-		if got[off] != loopPattern(off, r) {
-			t.Fatalf("%s: byte %d = %#x, want %#x (round %d's)", filepath.Base(path), off, got[off], loopPattern(off, r), r)
-		}
-	}
-}
 
 // newDisk makes a sparse disk image of size bytes in dir.
 func newDisk(t *testing.T, dir string, size int64) string {
@@ -67,26 +32,6 @@ func newDisk(t *testing.T, dir string, size int64) string {
 	return p
 }
 
-// copyFile copies the disk image src to dst.
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // loopLog is a guest's serial output that wakes whoever waits for a
 // number of the loop's rounds (a 'V' each).
 type loopLog struct{ *machinetest.Console }
@@ -95,14 +40,7 @@ func newLoopLog() *loopLog { return &loopLog{machinetest.NewConsole()} }
 
 // rounds counts the rounds printed after "virtio-blk loop start".
 // A restored guest's output starts in the loop.
-func (l *loopLog) rounds() int {
-	s := l.String()
-	if _, after, ok := strings.Cut(s, "virtio-blk loop start"); ok {
-		s = after
-	}
-	line, _, _ := strings.Cut(s, "\nvirtio-blk loop")
-	return strings.Count(line, "V")
-}
+func (l *loopLog) rounds() int { return machinetest.LoopRounds(l.String()) }
 
 // loopGuest is a machine running the loop.
 type loopGuest struct {
@@ -184,7 +122,7 @@ func snapshotWithDisk(t *testing.T, s *Snapshotter, m *machine.Machine, dir stri
 		t.Fatal(err)
 	}
 	sum := machinetest.RAMSum(m.Memory())
-	copyFile(t, disk, diskCopy)
+	machinetest.CopyFile(t, disk, diskCopy)
 	if err := m.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +146,7 @@ func TestSnapshotRestoreVirtioBlk(t *testing.T) {
 	const rounds = 400
 	dir := t.TempDir()
 	disk := newDisk(t, dir, 8<<20)
-	c := machine.Config{Kernel: migrateGuest(t), MemSize: 128 << 20, CPUs: 1, Cmdline: loopCmdline(rounds),
+	c := machine.Config{Kernel: migrateGuest(t), MemSize: 128 << 20, CPUs: 1, Cmdline: machinetest.LoopCmdline(rounds),
 		Devices: []machine.Device{machine.Device("virtio-blk,file=" + disk)}}
 	src := startLoop(t, c)
 	src.waitRounds(t, 20)
@@ -223,7 +161,7 @@ func TestSnapshotRestoreVirtioBlk(t *testing.T) {
 	saved := src.serial.rounds()
 	t.Logf("diff snapshot at round ~%d: %d pages, guest paused %v", saved, res.Pages, res.Paused)
 	src.end(t, rounds)
-	checkLoopDisk(t, disk, rounds)
+	machinetest.CheckLoopDisk(t, disk, rounds)
 
 	// A state whose device part says what the device could not be in (a
 	// file written to mislead passes the checksum) is refused, naming
@@ -292,7 +230,7 @@ func TestSnapshotRestoreVirtioBlk(t *testing.T) {
 			if got := dst.serial.rounds(); got < 1 || got >= rounds {
 				t.Errorf("the clone printed %d rounds: it did not go on from the snapshot", got)
 			}
-			checkLoopDisk(t, clone, rounds)
+			machinetest.CheckLoopDisk(t, clone, rounds)
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,32 +12,14 @@ import (
 
 	"github.com/govmm/govmm/images/testguest"
 	"github.com/govmm/govmm/kvm/kvmtest"
+	"github.com/govmm/govmm/machine/machinetest"
 )
-
-// The test guest's virtio-blk loop (mode=virtio blk_loop=N, virtio.c):
-// 64 requests of 4 KiB from sector 64, written and read back each round,
-// the pattern moved on by the round, a 'V' after each.
-const (
-	cloneLoopSector = 64
-	cloneLoopN      = 64
-	cloneLoopBytes  = 4096
-)
-
-// cloneLoopRounds counts the loop's rounds in a guest's output (a
-// restored guest's starts inside the loop).
-func cloneLoopRounds(out string) int {
-	if _, after, ok := strings.Cut(out, "virtio-blk loop start"); ok {
-		out = after
-	}
-	line, _, _ := strings.Cut(out, "\nvirtio-blk loop")
-	return strings.Count(line, "V")
-}
 
 // waitLoopRounds waits until g's guest has done n rounds of the loop.
 func (g *govmmRun) waitLoopRounds(t *testing.T, n int) {
 	t.Helper()
 	limit := time.After(time.Minute)
-	for cloneLoopRounds(g.out.String()) < n {
+	for machinetest.LoopRounds(g.out.String()) < n {
 		select {
 		case <-g.out.More():
 		case err := <-g.done:
@@ -46,42 +27,6 @@ func (g *govmmRun) waitLoopRounds(t *testing.T, n int) {
 			t.Fatalf("govmm ended (status %d, %v) before round %d\nstdout:\n%s\nstderr:\n%s", g.status, err, n, g.out.String(), g.stderr.String())
 		case <-limit:
 			t.Fatalf("no round %d in a minute\nstdout:\n%s\nstderr:\n%s", n, g.out.String(), g.stderr.String())
-		}
-	}
-}
-
-// copyDiskImage copies the disk image src to dst.
-func copyDiskImage(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// checkCloneDisk checks that the loop's blocks in the disk image hold
-// round r's pattern (PATTERN in images/testguest/src/virtio.h, plus r).
-func checkCloneDisk(t *testing.T, path string, r int) {
-	t.Helper()
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(0); i < cloneLoopN*cloneLoopBytes; i++ {
-		off := cloneLoopSector*512 + i
-		if want := byte((off>>9)*7+off*13+0x5a) + byte(r); got[off] != want {
-			t.Fatalf("%s: byte %d = %#x, want %#x (round %d's)", filepath.Base(path), off, got[off], want, r)
 		}
 	}
 }
@@ -121,7 +66,7 @@ func TestVirtioClones(t *testing.T) {
 	// TAP names of this process's own (at most 15 bytes); each govmm
 	// creates its TAP, which goes when it exits.
 	tap := func(c byte) string { return fmt.Sprintf("gvcl%d%c", os.Getpid()%1000000, c) }
-	cmdline := fmt.Sprintf("mode=virtio blk_sector=%d blk_n=%d blk_bytes=%d blk_loop=%d", cloneLoopSector, cloneLoopN, cloneLoopBytes, rounds)
+	cmdline := machinetest.LoopCmdline(rounds)
 
 	src := startGovmm(t, "-kernel", gs.ELF, "-mem", "128M", "-append", cmdline,
 		"-net", "tap,ifname="+tap('a'), "-drive", "file="+disk, "-api", sock, "-snapshot-dir", snaps)
@@ -135,13 +80,13 @@ func TestVirtioClones(t *testing.T) {
 		{tap('c'), "52:54:00:00:c1:02", filepath.Join(dir, "clone2.img")},
 	}
 	for _, c := range clones {
-		copyDiskImage(t, disk, c.disk) // the disk as the snapshot left it: the pause flushed it
+		machinetest.CopyFile(t, disk, c.disk) // the disk as the snapshot left it: the pause flushed it
 	}
 	ctl(t, nil, "-api", sock, "stop")
 	if err := <-src.done; err != nil && !strings.Contains(err.Error(), "stop") {
 		t.Logf("the source ended: status %d, %v", src.status, err)
 	}
-	savedAt := cloneLoopRounds(src.out.String())
+	savedAt := machinetest.LoopRounds(src.out.String())
 
 	// Refused: devices other than the saved guest's, a disk of another size.
 	small := filepath.Join(dir, "small.img")
@@ -188,9 +133,9 @@ func TestVirtioClones(t *testing.T) {
 		if !strings.Contains(out, fmt.Sprintf("virtio-blk loop ok rounds=%d", rounds)) {
 			t.Errorf("clone %d did not finish the loop:\n%s", i, out)
 		}
-		if got := cloneLoopRounds(out); got < rounds-savedAt-2 || got >= rounds {
+		if got := machinetest.LoopRounds(out); got < rounds-savedAt-2 || got >= rounds {
 			t.Errorf("clone %d did %d rounds after a snapshot at round ~%d of %d", i, got, savedAt, rounds)
 		}
-		checkCloneDisk(t, c.disk, rounds)
+		machinetest.CheckLoopDisk(t, c.disk, rounds)
 	}
 }

@@ -55,7 +55,7 @@ func TestLinuxVirtioSnapshotRestoreMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.end(t)
-	copyDiskImage(t, disk, clone)
+	machinetest.CopyFile(t, disk, clone)
 
 	g, in := startLinux(t, false, "-restore", filepath.Join(snaps, "shell"), "-cache", cache, "-drive", "file="+clone, "-rng", "on")
 	diskIORuns(t, g, in, clone)
