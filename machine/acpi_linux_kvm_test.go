@@ -43,31 +43,8 @@ func TestDebianKernelSeesACPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := m.Run(ctx)
-		done <- err
-	}()
-	start := time.Now()
-	deadline := time.After(earlyBootBudget(host))
-	for _, want := range wanted {
-		select {
-		case <-w.seen(want):
-		case err := <-done:
-			cancel()
-			t.Fatalf("guest stopped (%v) before printing %q:\n%s", err, want, w.String())
-		case <-deadline:
-			cancel()
-			<-done
-			t.Fatalf("no %q within %v on a %v host:\n%s", want, earlyBootBudget(host), host, w.String())
-		}
-	}
-	t.Logf("the kernel parsed the ACPI tables and allowed 4 CPUs %v after start (%v host)", time.Since(start).Round(time.Millisecond), host)
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run() after cancel = %v, want nil", err)
-	}
+	took := runToLines(t, m, w, host, wanted)
+	t.Logf("the kernel parsed the ACPI tables and allowed 4 CPUs %v after start (%v host)", took, host)
 }
 
 // TestLinuxACPISMPPowerOff boots Debian's kernel to the guest agent with

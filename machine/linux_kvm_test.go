@@ -137,31 +137,8 @@ func earlyBoot(t *testing.T, host kvm.HostKind, kernelPath string, more ...strin
 	if m.Loaded.Path != "fast" {
 		t.Fatalf("%s took the %s path, want fast", kernelPath, m.Loaded.Path)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := m.Run(ctx)
-		done <- err
-	}()
-	start := time.Now()
-	deadline := time.After(earlyBootBudget(host))
-	for _, want := range wanted {
-		select {
-		case <-w.seen(want):
-		case err := <-done:
-			cancel()
-			t.Fatalf("guest stopped (%v) before printing %q:\n%s", err, want, w.String())
-		case <-deadline:
-			cancel()
-			<-done
-			t.Fatalf("no %q within %v on a %v host:\n%s", want, earlyBootBudget(host), host, w.String())
-		}
-	}
-	t.Logf("%s printed %q %v after start (%v host)", kernelPath, wanted[len(wanted)-1], time.Since(start).Round(time.Millisecond), host)
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run() after cancel = %v, want nil", err)
-	}
+	took := runToLines(t, m, w, host, wanted)
+	t.Logf("%s printed %q %v after start (%v host)", kernelPath, wanted[len(wanted)-1], took, host)
 	if !strings.HasPrefix(m.Loaded.Cmdline, cmdline) {
 		t.Errorf("govmm passed the command line %q, want it to begin with the test's, %q", m.Loaded.Cmdline, cmdline)
 	}
@@ -405,4 +382,37 @@ func clockNear(slack time.Duration) func(string) error {
 		}
 		return nil
 	}
+}
+
+// runToLines runs m until its console w has shown every line of wanted,
+// in order, within the early-boot budget of host, then stops it; it fails
+// t otherwise, and returns how long the lines took.
+func runToLines(t *testing.T, m *Machine, w *watcher, host kvm.HostKind, wanted []string) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Run(ctx)
+		done <- err
+	}()
+	start := time.Now()
+	deadline := time.After(earlyBootBudget(host))
+	for _, want := range wanted {
+		select {
+		case <-w.seen(want):
+		case err := <-done:
+			cancel()
+			t.Fatalf("guest stopped (%v) before printing %q:\n%s", err, want, w.String())
+		case <-deadline:
+			cancel()
+			<-done
+			t.Fatalf("no %q within %v on a %v host:\n%s", want, earlyBootBudget(host), host, w.String())
+		}
+	}
+	took := time.Since(start).Round(time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run() after cancel = %v, want nil", err)
+	}
+	return took
 }
