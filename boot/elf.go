@@ -56,8 +56,11 @@ func LoadELF(mem *memory.Memory, image []byte) (*Kernel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("vmlinux: segment %d: %w", i, err)
 		}
-		n := copy(dst, image[p.Off:fileEnd])
-		clear(dst[n:])
+		n := uint64(copy(dst, image[p.Off:fileEnd]))
+		// The BSS: fresh RAM is zero already, and Zero keeps it unfaulted.
+		if err := mem.Zero(memory.GuestAddr(p.Paddr+n), p.Memsz-n); err != nil {
+			return nil, fmt.Errorf("vmlinux: segment %d: %w", i, err)
+		}
 		lo, hi = min(lo, p.Paddr), max(hi, memEnd)
 		if !entryFound {
 			if f.Entry >= p.Paddr && f.Entry-p.Paddr < p.Memsz {

@@ -43,12 +43,12 @@ func TestLoadKernelCacheVerbose(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "cache")
 			var log bytes.Buffer
 			c := &Config{Kernel: image, Cmdline: "mode=check", MemSize: 64 << 20, CPUs: 1, Boot: BootFast, CacheDir: dir, Verbose: true, Log: &log}
-			if _, err := loadKernel(ram(t, 64<<20), c, &log); err != nil {
+			if _, err := loadKernel(ram(t, 64<<20), c, testHost, &log); err != nil {
 				t.Fatal(err)
 			}
 			tt.prepare(t, dir)
 			log.Reset()
-			l, err := loadKernel(ram(t, 64<<20), c, &log)
+			l, err := loadKernel(ram(t, 64<<20), c, testHost, &log)
 			if err != nil || l.Path != "fast" || l.CacheHit {
 				t.Fatalf("loadKernel = %+v, %v, want the fast path without a cache hit", l, err)
 			}

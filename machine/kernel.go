@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/govmm/govmm/boot"
 	"github.com/govmm/govmm/kvm"
@@ -28,7 +27,7 @@ type Loaded struct {
 
 // loadKernel puts the kernel, the initrd, the command line and the zero
 // page into guest RAM and returns the state the boot vCPU starts in.
-func loadKernel(mem *memory.Memory, c *Config, log io.Writer) (*Loaded, error) {
+func loadKernel(mem *memory.Memory, c *Config, host kvm.HostKind, log io.Writer) (*Loaded, error) {
 	if c.restoring() {
 		return &Loaded{Path: "restore", Cmdline: c.Cmdline}, nil // RAM holds the guest as it was
 	}
@@ -62,7 +61,7 @@ func loadKernel(mem *memory.Memory, c *Config, log io.Writer) (*Loaded, error) {
 		return nil, err
 	}
 	l.Cmdline = c.Cmdline
-	if wantLinuxHideParams(c.Hide, kvm.DetectHost(os.DirFS("/"))) && isLinux(l, c.Kernel) {
+	if wantLinuxHideParams(c.Hide, host) && isLinux(l, c.Kernel) {
 		l.Cmdline = addLinuxHideParams(c, log)
 	}
 	bp := &boot.BootParams{

@@ -10,6 +10,7 @@ import (
 
 	"github.com/govmm/govmm/boot"
 	"github.com/govmm/govmm/images/testguest"
+	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/kvm/kvmtest"
 	"github.com/govmm/govmm/memory"
 )
@@ -67,7 +68,7 @@ func TestLoadKernelPaths(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := ram(t, 64<<20)
 			c := &Config{Kernel: tt.image, Initrd: initrd, Cmdline: "mode=check", MemSize: 64 << 20, CPUs: 1, Boot: tt.boot, CacheDir: t.TempDir()}
-			l, err := loadKernel(mem, c, nil)
+			l, err := loadKernel(mem, c, testHost, nil)
 			if err != nil {
 				t.Fatalf("loadKernel(%s) = %v", tt.name, err)
 			}
@@ -128,7 +129,7 @@ func TestLoadKernelBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &Config{Kernel: tt.image, Initrd: tt.initrd, MemSize: tt.mem, CPUs: 1, Boot: tt.boot}
-			_, err := loadKernel(ram(t, tt.mem), c, nil)
+			_, err := loadKernel(ram(t, tt.mem), c, testHost, nil)
 			if err == nil {
 				t.Fatalf("loadKernel(%s) succeeded, want an error", tt.name)
 			}
@@ -159,3 +160,6 @@ func corruptPayload(t *testing.T, bz []byte) []byte {
 	copy(out[off:], "NOPE")
 	return out
 }
+
+// testHost is this host's kind, as machine.New reads it.
+var testHost = kvm.DetectHost(os.DirFS("/"))

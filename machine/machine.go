@@ -17,20 +17,21 @@ import (
 
 // Machine is one VM: its KVM objects, RAM, devices and vCPUs.
 type Machine struct {
-	cfg    Config
-	log    io.Writer
-	host   kvm.HostKind
-	sys    *kvm.System
-	vm     *kvm.VM
-	mem    *memory.Memory
-	plat   *platform
-	acpiPM *devices.ACPIPM // the ACPI registers: power button, S5, reset
-	clock  *startup        // New's steps, timed (startup.go)
-	hw     []*kvm.VCPU
-	vcpus  []*vcpu.VCPU
-	Loaded *Loaded
-	pci    *pciMachine  // PCI bus 0 and the interrupt plumbing (pci.go)
-	pit    *devices.PIT // the userspace PIT, with -pit user (pit.go)
+	cfg       Config
+	log       io.Writer
+	host      kvm.HostKind
+	hostModel string // the host processor's name, for the guest's CPUID
+	sys       *kvm.System
+	vm        *kvm.VM
+	mem       *memory.Memory
+	plat      *platform
+	acpiPM    *devices.ACPIPM // the ACPI registers: power button, S5, reset
+	clock     *startup        // New's steps, timed (startup.go)
+	hw        []*kvm.VCPU
+	vcpus     []*vcpu.VCPU
+	Loaded    *Loaded
+	pci       *pciMachine  // PCI bus 0 and the interrupt plumbing (pci.go)
+	pit       *devices.PIT // the userspace PIT, with -pit user (pit.go)
 
 	endOnce sync.Once
 	end     ending // what the guest or the VMM asked for first
@@ -58,7 +59,8 @@ func New(c Config) (m *Machine, err error) {
 	if c.Start.IsZero() {
 		c.Start = time.Now()
 	}
-	m = &Machine{cfg: c, log: c.Log, host: kvm.DetectHost(os.DirFS("/"))}
+	host := kvm.ReadHost(os.DirFS("/"))
+	m = &Machine{cfg: c, log: c.Log, host: host.Kind, hostModel: host.Model}
 	if m.log == nil {
 		m.log = io.Discard
 	}
@@ -112,7 +114,7 @@ func New(c Config) (m *Machine, err error) {
 	if err := m.setupPIT(); err != nil {
 		return m, err
 	}
-	if m.Loaded, err = loadKernel(m.mem, &m.cfg, m.log); err != nil {
+	if m.Loaded, err = loadKernel(m.mem, &m.cfg, m.host, m.log); err != nil {
 		return m, err
 	}
 	if err := m.createVCPUs(); err != nil {
@@ -182,7 +184,7 @@ func (m *Machine) createVCPUs() error {
 	if m.hideCPUID() {
 		hide = vcpu.PVMHidden
 	}
-	brand := kvm.HostCPUModel(os.DirFS("/")) // the guest's "model name"
+	brand := m.hostModel // the guest's "model name"
 	topo := vcpu.Topology{Cores: m.cfg.CPUs}
 	for id := 0; id < m.cfg.CPUs; id++ {
 		// KVM's vCPU id is the initial APIC ID; the MADT lists the same.

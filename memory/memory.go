@@ -46,6 +46,9 @@ type Memory struct {
 	unmap   func() error
 	file    *os.File // the memfd behind RAM that New mapped; nil otherwise
 	track   tracking // dirty-page tracking and a private mapping's file (dirty.go, file.go)
+	// zeroAdvice is the madvise advice that makes whole pages read as
+	// zero (zero.go), for RAM that New mapped; 0 for other memory.
+	zeroAdvice int
 }
 
 // File is the memfd that backs guest RAM, whose offsets are those of the

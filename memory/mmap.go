@@ -47,6 +47,10 @@ func New(size uint64) (*Memory, error) {
 		return nil, errors.Join(err, closeFile(file))
 	}
 	m.file = file
+	m.zeroAdvice = unix.MADV_DONTNEED
+	if file != nil {
+		m.zeroAdvice = unix.MADV_REMOVE // a shared mapping: free the memfd's pages
+	}
 	m.unmap = func() error { return errors.Join(unix.Munmap(host), closeFile(file)) }
 	return m, nil
 }
