@@ -293,3 +293,58 @@ func TestSerialFlush(t *testing.T) {
 		})
 	}
 }
+
+// recordWriter keeps each Write's bytes apart.
+type recordWriter struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *recordWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, string(p))
+	return len(p), nil
+}
+
+func (w *recordWriter) all() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.writes...)
+}
+
+// TestSerialWritesWholeLines: the writer starts at the end of a line, so a
+// line written byte by byte reaches out in one Write (one thread wake-up,
+// not one per byte); a partial line, a prompt, still reaches out by
+// itself, txDelay later.
+func TestSerialWritesWholeLines(t *testing.T) {
+	out := &recordWriter{}
+	s := NewSerial(&testIRQ{}, out)
+	start := time.Now()
+	for _, c := range []byte("line one") {
+		regWrite(s, SerialTHR, c)
+	}
+	s.mu.Lock()
+	running := s.tx.running
+	s.mu.Unlock()
+	// Only a host too loaded to write 8 bytes within txDelay lets the
+	// timer start the writer first.
+	quick := time.Since(start) < txDelay
+	if quick && running {
+		t.Error("the writer started before the line was complete")
+	}
+	regWrite(s, SerialTHR, '\n')
+	flush(t, s)
+	if got := out.all(); quick && (len(got) != 1 || got[0] != "line one\n") {
+		t.Errorf("writes = %q, want the whole line in one", got)
+	}
+	regWrite(s, SerialTHR, '$')
+	regWrite(s, SerialTHR, ' ')
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if got := strings.Join(out.all(), ""); got == "line one\n$ " {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("output = %q 5 s after a partial line, want %q without a Flush", got, "line one\n$ ")
+		}
+	}
+}
