@@ -39,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -62,11 +63,11 @@ func sumHex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // checkValue is a vmlinux's check value as a cache file's name holds it.
 func checkValue(elf []byte) string {
-	return fmt.Sprintf("crc32c-%08x", crc32.Checksum(elf, castagnoli))
+	return fmt.Sprintf("crc32c-%08x", crc32.Checksum(elf, castagnoli()))
 }
 
 // DecompressCached is Decompress with a cache directory (see the top of

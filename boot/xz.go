@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"hash/crc64"
 	"io"
+	"sync"
 
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -313,7 +314,7 @@ func xzVerify(check byte, data, field []byte) error {
 	case xzCheckCRC32:
 		sum = binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(data))
 	case xzCheckCRC64:
-		sum = binary.LittleEndian.AppendUint64(nil, crc64.Checksum(data, crc64Table))
+		sum = binary.LittleEndian.AppendUint64(nil, crc64.Checksum(data, crc64Table()))
 	case xzCheckSHA256:
 		s := sha256.Sum256(data)
 		sum = s[:]
@@ -325,7 +326,7 @@ func xzVerify(check byte, data, field []byte) error {
 }
 
 // crc64Table is CRC-64 with the ECMA-182 polynomial, as xz uses it.
-var crc64Table = crc64.MakeTable(crc64.ECMA)
+var crc64Table = sync.OnceValue(func() *crc64.Table { return crc64.MakeTable(crc64.ECMA) })
 
 // xzVarint decodes a multibyte integer (1.2): 7 bits a byte, low bits
 // first, at most 9 bytes, no needless trailing zero byte.

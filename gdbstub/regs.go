@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Regs is an x86-64 vCPU's registers as gdb sees them.
@@ -62,7 +63,7 @@ var features = []string{"org.gnu.gdb.i386.core", "org.gnu.gdb.i386.sse", "org.gn
 
 // registers is the target description, in the order of the g packet and
 // of register numbers.
-var registers = func() []reg {
+var registers = sync.OnceValue(func() []reg {
 	var rs []reg
 	add := func(name string, bits int, typ string, feature int, get func(*Regs) []byte, set func(*Regs, []byte)) {
 		rs = append(rs, reg{name, bits, typ, feature, get, set})
@@ -107,13 +108,13 @@ var registers = func() []reg {
 		add(n, 64, "int64", 3, g, s)
 	}
 	return rs
-}()
+})
 
 // targetXML is the target description gdb reads with qXfer (GDB manual,
 // appendix G "Target Descriptions"). The sse feature brings the vec128
 // and i386_mxcsr types with it; vec128 is declared here as gdb's own
 // i386 descriptions declare it.
-var targetXML = func() string {
+var targetXML = sync.OnceValue(func() string {
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0"?>
 <!DOCTYPE target SYSTEM "gdb-target.dtd">
@@ -178,7 +179,7 @@ var targetXML = func() string {
 </flags>
 `)
 		}
-		for i, r := range registers {
+		for i, r := range registers() {
 			if r.feature != f {
 				continue
 			}
@@ -195,13 +196,13 @@ var targetXML = func() string {
 	}
 	b.WriteString("</target>\n")
 	return b.String()
-}()
+})
 
 // encodeRegs is the g packet's reply: every register in order, each in
 // target (little-endian) byte order, two hex digits a byte.
 func encodeRegs(r *Regs) []byte {
 	var out []byte
-	for _, rg := range registers {
+	for _, rg := range registers() {
 		out = appendHexBytes(out, rg.get(r))
 	}
 	return out
@@ -213,7 +214,7 @@ func decodeRegs(r *Regs, hexdata []byte) error {
 	if err != nil {
 		return err
 	}
-	for _, rg := range registers {
+	for _, rg := range registers() {
 		n := rg.bits / 8
 		if len(b) < n {
 			return fmt.Errorf("register write: %d bytes short of %s", n-len(b), rg.name)

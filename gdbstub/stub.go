@@ -304,7 +304,7 @@ func (s *Stub) command(ctx context.Context, p []byte) ([]byte, bool, error) {
 		if c.Annex != "target.xml" {
 			return []byte("E00"), false, nil
 		}
-		return xfer(targetXML, c.Addr, c.Len), false, nil
+		return xfer(targetXML(), c.Addr, c.Len), false, nil
 	case CmdHaltReason:
 		return s.stopReply(s.lastStop), false, nil
 	case CmdSetThread:
@@ -367,14 +367,14 @@ func (s *Stub) command(ctx context.Context, p []byte) ([]byte, bool, error) {
 		}
 		return ok, false, s.t.WriteRegs(ctx, s.gThread, r)
 	case CmdReadReg, CmdWriteReg:
-		if c.Reg < 0 || c.Reg >= len(registers) {
+		if c.Reg < 0 || c.Reg >= len(registers()) {
 			return []byte("E00"), false, nil
 		}
 		r, err := s.t.ReadRegs(ctx, s.gThread)
 		if err != nil {
 			return nil, false, err
 		}
-		rg := registers[c.Reg]
+		rg := registers()[c.Reg]
 		if c.Kind == CmdReadReg {
 			return appendHexBytes(nil, rg.get(&r)), false, nil
 		}

@@ -188,7 +188,7 @@ func TestStubPackets(t *testing.T) {
 	// The target description, in two pieces.
 	first := c.send("qXfer:features:read:target.xml:0,100", true)
 	rest := c.send(fmt.Sprintf("qXfer:features:read:target.xml:%x,4000", len(first)-1), true)
-	if first[0] != 'm' || rest[0] != 'l' || first[1:]+rest[1:] != targetXML {
+	if first[0] != 'm' || rest[0] != 'l' || first[1:]+rest[1:] != targetXML() {
 		t.Errorf("qXfer pieces %q... and %q... do not make the target description", first[:10], rest[:min(10, len(rest))])
 	}
 	tests := []struct{ send, want string }{
@@ -274,7 +274,7 @@ func TestStubPackets(t *testing.T) {
 
 func regBytes() int {
 	n := 0
-	for _, r := range registers {
+	for _, r := range registers() {
 		n += r.bits / 8
 	}
 	return n
@@ -336,13 +336,13 @@ func TestTargetXML(t *testing.T) {
 	core := "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip eflags cs ss ds es fs gs st0 st1 st2 st3 st4 st5 st6 st7 fctrl fstat ftag fiseg fioff foseg fooff fop"
 	for i, name := range strings.Fields(core) {
 		want := fmt.Sprintf("<reg name=%q bitsize=", name)
-		at := strings.Index(targetXML, want)
-		if at < 0 || !strings.Contains(targetXML[at:at+120], fmt.Sprintf("regnum=\"%d\"", i)) {
+		at := strings.Index(targetXML(), want)
+		if at < 0 || !strings.Contains(targetXML()[at:at+120], fmt.Sprintf("regnum=\"%d\"", i)) {
 			t.Errorf("target.xml lacks %s as register %d", name, i)
 		}
 	}
 	for _, s := range []string{"<architecture>i386:x86-64</architecture>", `name="org.gnu.gdb.i386.core"`, `name="org.gnu.gdb.i386.sse"`, `name="xmm15"`, `name="fs_base"`, `name="cr3"`, `id="i386_eflags"`} {
-		if !strings.Contains(targetXML, s) {
+		if !strings.Contains(targetXML(), s) {
 			t.Errorf("target.xml lacks %s", s)
 		}
 	}

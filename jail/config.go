@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -106,12 +107,12 @@ type CgroupConfig struct {
 	Pids int
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+var idPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
 
 // validate checks c before anything is made, so that a bad flag leaves
 // nothing behind.
 func (c *Config) validate() error {
-	if !idPattern.MatchString(c.ID) {
+	if !idPattern().MatchString(c.ID) {
 		return fmt.Errorf("jail: -id %q: give 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit", c.ID)
 	}
 	if c.UID < 0 {

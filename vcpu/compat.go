@@ -3,6 +3,7 @@ package vcpu
 import (
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/govmm/govmm/kvm"
 )
@@ -37,11 +38,11 @@ var dynamicBits = map[CPUIDBit]string{
 
 // featureNames are Linux's /proc/cpuinfo names of the feature bits a
 // snapshot most often carries; others are named by leaf, register and bit.
-var featureNames = map[CPUIDBit]string{}
-
-func init() {
+// Built at first use (a snapshot's restore), not at every start.
+var featureNames = sync.OnceValue(func() map[CPUIDBit]string {
+	names := map[CPUIDBit]string{}
 	for _, b := range PVMHidden {
-		featureNames[CPUIDBit{Leaf: b.Leaf, Subleaf: b.Subleaf, Reg: b.Reg, Bit: b.Bit}] = b.Name
+		names[CPUIDBit{Leaf: b.Leaf, Subleaf: b.Subleaf, Reg: b.Reg, Bit: b.Bit}] = b.Name
 	}
 	more := []CPUIDBit{
 		{"sse3", leafFeatures, 0, 'c', 0, ""},
@@ -83,9 +84,10 @@ func init() {
 		{"lm", leafExtFeatures1, 0, 'd', 29, ""},
 	}
 	for _, b := range more {
-		featureNames[CPUIDBit{Leaf: b.Leaf, Subleaf: b.Subleaf, Reg: b.Reg, Bit: b.Bit}] = b.Name
+		names[CPUIDBit{Leaf: b.Leaf, Subleaf: b.Subleaf, Reg: b.Reg, Bit: b.Bit}] = b.Name
 	}
-}
+	return names
+})
 
 // MissingFeatures lists the CPU features the guest saw in table (a saved
 // vCPU's CPUID) that this host cannot give it: set in table's feature
@@ -110,7 +112,7 @@ func MissingFeatures(table []kvm.CPUIDEntry, offered ...[]kvm.CPUIDEntry) []stri
 			if _, ok := dynamicBits[key]; ok {
 				continue
 			}
-			name, ok := featureNames[key]
+			name, ok := featureNames()[key]
 			if !ok {
 				name = fmt.Sprintf("leaf %#x.%d e%cx bit %d", fr.leaf, fr.subleaf, fr.reg, bit)
 			}
