@@ -293,13 +293,14 @@ func TestParsePhases(t *testing.T) {
 		name, stderr string
 		want         phases
 	}{
-		{"govmm", "govmm: kernel via elf path\n" +
+		{"govmm", "govmm: before the clock: flags=0.420ms\n" +
+			"govmm: kernel via elf path\n" +
 			"govmm: start-up: prepare=0.350ms kvm=0.500ms mmap=0.020ms setup=1.500ms ram=6.000ms(alongside) ram-wait=4.530ms\n" +
 			"govmm: starting 1 vCPU(s) 7.5ms after start (pvm host)\n" +
 			"boot-timer: mark 1 (0x01) at 7650 us (7.65ms) since VMM start\n" +
 			"govmm: guest ended (power off, status 0) after 20.25ms\n" +
 			"govmm: close=0.75ms\n",
-			phases{"prepare": 0.35, "kvm": 0.5, "mmap": 0.02, "setup": 1.5, "ram": 6, "ram-wait": 4.53, keySteps: 6.9, keyStart: 7.5, keyEnded: 20.25, keyClose: 0.75}},
+			phases{"prepare": 0.35, "kvm": 0.5, "mmap": 0.02, "setup": 1.5, "ram": 6, "ram-wait": 4.53, keySteps: 6.9, keyStart: 7.5, keyEnded: 20.25, keyClose: 0.75, keyFlags: 0.42}},
 		{"cvmm", "cvmm: start-up: kvm=0.300ms ram=6.100ms setup=0.500ms\r\ncvmm: starting 1 vCPU(s) 6.950ms after start\ncvmm: guest ended (status 0) after 15.5ms\n",
 			phases{"kvm": 0.3, "ram": 6.1, "setup": 0.5, keySteps: 6.9, keyStart: 6.95, keyEnded: 15.5}},
 		{"no -v lines", "boot-timer: mark 1 (0x01) at 5 us\n", phases{}},
@@ -325,6 +326,9 @@ func TestBreakdownRows(t *testing.T) {
 		return phases{keySeen: mark + 1, keyMark: mark, keyWall: ended + 3, keySteps: steps, keyStart: start, keyEnded: ended, "kvm": 0.5}
 	}
 	govmm := []phases{run(8, 6, 7, 20), run(9, 7, 8, 22), run(10, 8, 9, 30)}
+	for _, p := range govmm {
+		p[keyFlags] = 0.25
+	}
 	cvmm := []phases{run(7, 6, 6.5, 15)}
 	rows := breakdownRows(govmm, cvmm)
 	get := func(prefix string) row {
@@ -341,6 +345,8 @@ func TestBreakdownRows(t *testing.T) {
 		govmm, peer string
 	}{
 		{"exec -> VMM's clock", "1.00", "1.00"},
+		{"exec, Go runtime", "0.750", "-"},
+		{"flags and options", "0.250", "-"},
 		{"read kernel", "failed", "-"},
 		{"KVM:", "0.500", "0.500"},
 		{"-> first KVM_RUN", "1.00", "0.500"},

@@ -29,6 +29,7 @@ var (
 	startingLine = regexp.MustCompile(`^(?:govmm|cvmm): starting \d+ vCPU\(s\) ([0-9.]+(?:ms|µs|us|ns|s)) after start`)
 	endedLine    = regexp.MustCompile(`^(?:govmm|cvmm): guest ended .*? after ([0-9.]+(?:ms|µs|us|ns|s))$`)
 	closeLine    = regexp.MustCompile(`^govmm: close=([0-9.]+)ms$`)
+	flagsLine    = regexp.MustCompile(`^govmm: before the clock: flags=([0-9.]+)ms$`)
 )
 
 // Keys besides the start-up steps.
@@ -36,6 +37,7 @@ const (
 	keyStart = "vcpu-start" // ms after the VMM's clock started: the first KVM_RUN
 	keyEnded = "ended"      // ms after the VMM's clock started: the guest's end
 	keyClose = "close"      // govmm's Machine.Close
+	keyFlags = "flags"      // govmm's main to its clock's start: flags, options
 	keyMark  = "mark"       // the first boot-timer mark, VMM's clock
 	keySeen  = "seen"       // exec to the mark line reaching the bench
 	keyWall  = "wall"       // exec to the VMM reaped
@@ -67,6 +69,10 @@ func parsePhases(stderr string) phases {
 		case closeLine.MatchString(line):
 			if v, err := strconv.ParseFloat(closeLine.FindStringSubmatch(line)[1], 64); err == nil {
 				p[keyClose] = v
+			}
+		case flagsLine.MatchString(line):
+			if v, err := strconv.ParseFloat(flagsLine.FindStringSubmatch(line)[1], 64); err == nil {
+				p[keyFlags] = v
 			}
 		}
 	}
@@ -104,11 +110,14 @@ func diff(a, b func(phases) (float64, bool)) func(phases) (float64, bool) {
 var breakdownSteps = []step{
 	{"exec -> VMM's clock starts", diff(key(keySeen), key(keyMark)),
 		"govmm: Go runtime and package init, flags (seen by bench - own mark time)"},
+	{"  exec, Go runtime and package init (-> main)", diff(diff(key(keySeen), key(keyMark)), key(keyFlags)), "govmm only: the line above less the next"},
+	{"  flags and options (main -> the clock)", key(keyFlags), "govmm only"},
 	{"  read kernel and initrd, open the serial output, Landlock", key("prepare"), "govmm only"},
 	{"  host kind, /dev/kvm, capabilities, VM, mmap guest RAM", key("mmap"), "cvmm: in the next line"},
 	{"  KVM_SET_USER_MEMORY_REGION", key("ram"), "both before the irqchip; cvmm: with /dev/kvm, VM and mmap"},
 	{"  KVM: TSS, irqchip, PIT", key("kvm"), "cvmm: no PIT"},
 	{"  devices, ACPI, kernel load, vCPUs and CPUID", key("setup"), "cvmm: ELF load, boot tables, vCPU, CPUID, registers"},
+	{"    KVM_GET_SUPPORTED_CPUID, on another thread meanwhile", key("cpuid"), "govmm: alongside the steps above, waited for before the vCPUs; cvmm: in the line above"},
 	{"  snapshot and migration state (none at boot)", key("state"), "govmm only"},
 	{"  -> first KVM_RUN (Run: console, seccomp, threads)", diff(key(keyStart), key(keySteps)),
 		"from the last start-up step to the vCPU's first run"},

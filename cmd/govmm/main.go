@@ -13,11 +13,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/govmm/govmm/jail"
 )
 
+// mainStart is when main began: the Go runtime and every package's init
+// are done by then. -v reports how long the flags took from there.
+var mainStart time.Time
+
 func main() {
+	mainStart = time.Now()
 	ctx, stop := signalContext(context.Background())
 	args := os.Args[1:]
 	if filepath.Base(os.Args[0]) == fcName { // a symlink named firecracker

@@ -16,6 +16,10 @@ import (
 // runVM builds the machine from the options and runs it to the end.
 func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Writer) (int, error) {
 	start := time.Now()
+	if o.verbose && !mainStart.IsZero() {
+		// Before machine.New's steps (its "start-up:" line): main to here.
+		fmt.Fprintf(stderr, "govmm: before the clock: flags=%.3fms\n", float64(start.Sub(mainStart))/float64(time.Millisecond))
+	}
 	kernel, err := readKernel(o.kernel) // none for -restore, -incoming
 	if err != nil {
 		return 1, err
