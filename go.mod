@@ -4,7 +4,6 @@ go 1.26.8
 
 require (
 	github.com/containers/gvisor-tap-vsock v0.8.9
-	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/insomniacslk/dhcp v0.0.0-20240710054256-ddd8a41251c9
 	github.com/klauspost/compress v1.20.4
 	github.com/landlock-lsm/go-landlock v0.11.2

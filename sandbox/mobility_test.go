@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	seccompbpf "github.com/elastic/go-seccomp-bpf"
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -18,11 +16,11 @@ import (
 // other sockets and ioctls still denied.
 func TestMobilityRules(t *testing.T) {
 	for _, r := range MobilityRules() {
-		if _, ok := arch.X86_64.SyscallNames[r.Syscall]; !ok || r.Why == "" {
+		if _, ok := syscallNumbers()[r.Syscall]; !ok || r.Why == "" {
 			t.Errorf("MobilityRules has %q (a system call: %v) with reason %q", r.Syscall, ok, r.Why)
 		}
 	}
-	prog, err := Program(append(Rules(7), MobilityRules()...), seccompbpf.ActionTrap)
+	prog, err := Program(append(Rules(7), MobilityRules()...), ActionTrap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +30,7 @@ func TestMobilityRules(t *testing.T) {
 	}
 	const x86_64 = 0xc000003e
 	allow, trap := uint32(unix.SECCOMP_RET_ALLOW), uint32(unix.SECCOMP_RET_TRAP)
-	nr := func(name string) int { return arch.X86_64.SyscallNames[name] }
+	nr := func(name string) int { return syscallNumbers()[name] }
 	tests := []struct {
 		name string
 		nr   int

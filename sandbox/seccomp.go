@@ -7,11 +7,10 @@ import (
 	"runtime/debug"
 	"strings"
 
-	seccompbpf "github.com/elastic/go-seccomp-bpf"
-	"github.com/elastic/go-seccomp-bpf/arch"
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
+
+//go:generate go run gensysnames.go
 
 // Mode says what the seccomp filter does with a call not on the
 // allow-list.
@@ -61,50 +60,6 @@ const ExitDenied = 128 + int(unix.SIGSYS)
 // DeniedPrefix starts the line govmm prints for a denied call.
 const DeniedPrefix = "govmm: seccomp: denied system call "
 
-// policy turns the allow-list into go-seccomp-bpf's form, with action for
-// everything not on it.
-func policy(rules []Rule, action seccompbpf.Action) (*seccompbpf.Policy, error) {
-	rules = merge(rules)
-	g := seccompbpf.SyscallGroup{Action: seccompbpf.ActionAllow}
-	var failed []seccompbpf.SyscallGroup
-	for _, r := range rules {
-		if r.Errno != 0 {
-			failed = append(failed, seccompbpf.SyscallGroup{Names: []string{r.Syscall}, Action: seccompbpf.ActionErrno | seccompbpf.Action(r.Errno)})
-			continue
-		}
-		if len(r.Cases) == 0 {
-			g.Names = append(g.Names, r.Syscall)
-			continue
-		}
-		for _, c := range r.Cases {
-			var conds seccompbpf.ArgumentConditions
-			for _, cd := range c.Conds {
-				op, err := cd.Op.library()
-				if err != nil {
-					return nil, fmt.Errorf("seccomp: %s %s: %w", r.Syscall, c.Name, err)
-				}
-				conds = append(conds, seccompbpf.Condition{Argument: uint32(cd.Arg), Operation: op, Value: cd.Value})
-			}
-			g.NamesWithCondtions = append(g.NamesWithCondtions, seccompbpf.NameWithConditions{Name: r.Syscall, Conditions: conds})
-		}
-	}
-	return &seccompbpf.Policy{DefaultAction: action, Syscalls: append([]seccompbpf.SyscallGroup{g}, failed...)}, nil
-}
-
-func (o Op) library() (seccompbpf.Operation, error) {
-	switch o {
-	case Equal:
-		return seccompbpf.Equal, nil
-	case NotEqual:
-		return seccompbpf.NotEqual, nil
-	case BitsSet:
-		return seccompbpf.BitsSet, nil
-	case BitsClear:
-		return seccompbpf.BitsNotSet, nil
-	}
-	return "", fmt.Errorf("unknown comparison %d", int(o))
-}
-
 func (o Op) String() string {
 	switch o {
 	case Equal:
@@ -117,15 +72,6 @@ func (o Op) String() string {
 		return "lacks bits"
 	}
 	return "?"
-}
-
-// Program assembles the filter: the allow-list, with action for the rest.
-func Program(rules []Rule, action seccompbpf.Action) ([]bpf.Instruction, error) {
-	p, err := policy(rules, action)
-	if err != nil {
-		return nil, err
-	}
-	return p.Assemble()
 }
 
 // Install loads the filter on every thread of the process (TSYNC) and
@@ -149,7 +95,7 @@ func Program(rules []Rule, action seccompbpf.Action) ([]bpf.Instruction, error) 
 // extra rules join the allow-list (UserNetworkRules, for a guest with
 // user-mode networking).
 func Install(mode Mode, extra ...Rule) error {
-	var action seccompbpf.Action
+	var action Action
 	if err := needStatic(mode, linksLibc()); err != nil {
 		return err
 	}
@@ -157,21 +103,20 @@ func Install(mode Mode, extra ...Rule) error {
 	case SeccompOff:
 		return nil
 	case SeccompOn:
-		action = seccompbpf.ActionTrap
+		action = ActionTrap
 		if err := installSIGSYSHandler(); err != nil {
 			return err
 		}
 	case SeccompLog:
-		action = seccompbpf.ActionLog
+		action = ActionLog
 	default:
 		return fmt.Errorf("seccomp: unknown mode %v", mode)
 	}
-	p, err := policy(append(Rules(unix.Getpid()), extra...), action)
+	prog, err := Program(append(Rules(unix.Getpid()), extra...), action)
 	if err != nil {
 		return err
 	}
-	err = seccompbpf.LoadFilter(seccompbpf.Filter{NoNewPrivs: true, Flag: seccompbpf.FilterFlagTSync, Policy: *p})
-	if err != nil {
+	if err := loadFilter(prog); err != nil {
 		if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("seccomp: this kernel cannot load the filter (%w): run with -seccomp off", err)
 		}
@@ -216,7 +161,7 @@ func Print(w io.Writer, pid int) error {
 	fmt.Fprintf(w, "govmm's seccomp allow-list (x86_64), installed on every thread once the VM is set up.\n")
 	fmt.Fprintf(w, "Any other call: one line on stderr naming it, then death by SIGSYS (status %d). -seccomp off: no filter; -seccomp log: allow and log to the kernel's audit log.\n\n", ExitDenied)
 	for _, r := range rules {
-		nr, ok := arch.X86_64.SyscallNames[r.Syscall]
+		nr, ok := syscallNumber(r.Syscall)
 		if !ok {
 			return fmt.Errorf("seccomp: %q is not an x86_64 system call", r.Syscall)
 		}
@@ -235,16 +180,18 @@ func Print(w io.Writer, pid int) error {
 	}
 	fmt.Fprintf(w, "\nWith user-mode networking (-net user), also:\n")
 	for _, r := range UserNetworkRules() {
-		fmt.Fprintf(w, "%-16s %3d  %s\n", r.Syscall, arch.X86_64.SyscallNames[r.Syscall], r.Why)
+		nr, _ := syscallNumber(r.Syscall)
+		fmt.Fprintf(w, "%-16s %3d  %s\n", r.Syscall, nr, r.Why)
 	}
 	fmt.Fprintf(w, "\nWith the control API (-api), also:\n")
 	for _, r := range MobilityRules() {
-		fmt.Fprintf(w, "%-16s %3d  %s\n", r.Syscall, arch.X86_64.SyscallNames[r.Syscall], r.Why)
+		nr, _ := syscallNumber(r.Syscall)
+		fmt.Fprintf(w, "%-16s %3d  %s\n", r.Syscall, nr, r.Why)
 		for _, c := range r.Cases {
 			fmt.Fprintf(w, "%22s %s\n", "", c.Name)
 		}
 	}
-	prog, err := Program(rules, seccompbpf.ActionTrap)
+	prog, err := Program(rules, ActionTrap)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"unsafe"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,9 +32,9 @@ func appendSigsysHead(b []byte, nr int) []byte {
 	if nr >= len(sigsysLines)-1 {
 		return append(b, "numbered 512 or above, args"...)
 	}
-	name, ok := arch.X86_64.SyscallNumbers[nr]
-	if !ok {
-		name = "(unknown)"
+	name := "(unknown)"
+	if nr < len(syscallNames) && syscallNames[nr] != "" {
+		name = syscallNames[nr]
 	}
 	b = append(b, name...)
 	b = append(b, " ("...)

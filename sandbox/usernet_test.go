@@ -2,9 +2,6 @@ package sandbox
 
 import (
 	"testing"
-
-	seccompbpf "github.com/elastic/go-seccomp-bpf"
-	"github.com/elastic/go-seccomp-bpf/arch"
 )
 
 // TestUserNetworkRules: the extra rules name real calls, none twice or
@@ -15,12 +12,12 @@ func TestUserNetworkRules(t *testing.T) {
 		seen[r.Syscall] = true
 	}
 	for _, r := range UserNetworkRules() {
-		if _, ok := arch.X86_64.SyscallNames[r.Syscall]; !ok || seen[r.Syscall] || r.Why == "" {
+		if _, ok := syscallNumbers()[r.Syscall]; !ok || seen[r.Syscall] || r.Why == "" {
 			t.Errorf("UserNetworkRules: %q is unknown, repeated or without a reason", r.Syscall)
 		}
 		seen[r.Syscall] = true
 	}
-	if _, err := Program(append(Rules(1), UserNetworkRules()...), seccompbpf.ActionTrap); err != nil {
+	if _, err := Program(append(Rules(1), UserNetworkRules()...), ActionTrap); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -29,7 +26,7 @@ func TestUserNetworkRules(t *testing.T) {
 // both extra lists, which name some calls twice (socket, openat, ...):
 // the filter still assembles, and allows what either allows.
 func TestUserNetworkWithMobility(t *testing.T) {
-	if _, err := Program(append(append(Rules(1), UserNetworkRules()...), MobilityRules()...), seccompbpf.ActionTrap); err != nil {
+	if _, err := Program(append(append(Rules(1), UserNetworkRules()...), MobilityRules()...), ActionTrap); err != nil {
 		t.Fatalf("Program(base + user network + mobility) = %v", err)
 	}
 }
