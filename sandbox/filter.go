@@ -20,7 +20,6 @@ package sandbox
 
 import (
 	"fmt"
-	"sync"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -47,22 +46,6 @@ const (
 	dataArgs      = 16
 	x32SyscallBit = 0x40000000
 )
-
-// syscallNumber is the x86_64 number of the system call called name.
-func syscallNumber(name string) (int, bool) {
-	nr, ok := syscallNumbers()[name]
-	return nr, ok
-}
-
-var syscallNumbers = sync.OnceValue(func() map[string]int {
-	m := make(map[string]int, len(syscallNames))
-	for nr, name := range syscallNames {
-		if name != "" {
-			m[name] = nr
-		}
-	}
-	return m
-})
 
 // Program assembles the filter: the allow-list, with action for the rest.
 // Calls of other architectures (i386 through int 0x80) get action too;
@@ -186,7 +169,13 @@ func caseBlock(c Case) ([]bpf.Instruction, error) {
 			continue
 		}
 		skip := func(t target) (uint8, error) {
-			n := map[target]int{next: 0, skipTwo: 2, failBlock: len(steps) - i - 1}[t]
+			n := 0 // next
+			switch t {
+			case skipTwo:
+				n = 2
+			case failBlock:
+				n = len(steps) - i - 1
+			}
 			if n > 255 {
 				return 0, fmt.Errorf("%d conditions are too many for one case", len(c.Conds))
 			}

@@ -22,6 +22,11 @@ func TestSyscallNames(t *testing.T) {
 			t.Errorf("syscallNames[%d] = %q, want %q", want, syscallNames[want], name)
 		}
 	}
+	for nr, name := range syscallNames {
+		if got, ok := syscallNumber(name); name != "" && (!ok || got != nr) {
+			t.Errorf("syscallNumber(%q) = %d, %v; the table has it at %d", name, got, ok, nr)
+		}
+	}
 	if _, ok := syscallNumber("no_such_call"); ok {
 		t.Error(`syscallNumber("no_such_call") found a number`)
 	}

@@ -1,7 +1,7 @@
 //go:build ignore
 
 // gensysnames writes sysnames_amd64.go: the x86_64 system call names by
-// number, from the SYS_ constants of the golang.org/x/sys that go.mod
+// number and the numbers by name, from the SYS_ constants of the golang.org/x/sys that go.mod
 // names (its zsysnum_linux_amd64.go, which x/sys makes from the kernel's
 // asm/unistd.h). Run it with go generate in this folder after updating
 // golang.org/x/sys.
@@ -58,7 +58,15 @@ func main() {
 			fmt.Fprintf(&b, "\t%d: %q,\n", nr, n)
 		}
 	}
-	fmt.Fprintf(&b, "}\n")
+	fmt.Fprintf(&b, "}\n\n")
+	fmt.Fprintf(&b, "// syscallNumber is the x86_64 number of the system call called name\n// (a switch: no table to build at start).\n")
+	fmt.Fprintf(&b, "func syscallNumber(name string) (int, bool) {\n\tswitch name {\n")
+	for nr := 0; nr <= top; nr++ {
+		if n, ok := names[nr]; ok {
+			fmt.Fprintf(&b, "\tcase %q:\n\t\treturn %d, true\n", n, nr)
+		}
+	}
+	fmt.Fprintf(&b, "\t}\n\treturn 0, false\n}\n")
 	out, err := format.Source(b.Bytes())
 	if err != nil {
 		log.Fatal(err)

@@ -12,7 +12,7 @@ func TestUserNetworkRules(t *testing.T) {
 		seen[r.Syscall] = true
 	}
 	for _, r := range UserNetworkRules() {
-		if _, ok := syscallNumbers()[r.Syscall]; !ok || seen[r.Syscall] || r.Why == "" {
+		if _, ok := syscallNumber(r.Syscall); !ok || seen[r.Syscall] || r.Why == "" {
 			t.Errorf("UserNetworkRules: %q is unknown, repeated or without a reason", r.Syscall)
 		}
 		seen[r.Syscall] = true
