@@ -9,8 +9,7 @@ import (
 )
 
 // newUserNet is user-mode networking's backend: a gVisor netstack in this
-// process (virtio/net/usernet) with gvisor-tap-vsock's forwarders for NAT,
-// DNS and port forwards.
+// process (virtio/net/usernet) with its NAT, DNS and port forwards.
 func newUserNet(n netSpec, log io.Writer) (vnet.Backend, error) {
 	c := usernet.Config{GuestMAC: n.mac, Log: log}
 	for _, f := range n.hostfwd {

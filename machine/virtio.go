@@ -263,7 +263,7 @@ func DeviceAccessOf(devs []Device) DeviceAccess {
 			a.ReadWrite = append(a.ReadWrite, sp.blk.Path)
 		case sp.kind == virtioNet && sp.net.user:
 			a.Network = true
-			a.Read = append(a.Read, "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf")
+			a.Read = append(a.Read, "/etc/resolv.conf") // the host's name server, for the guest's DNS
 		case sp.kind == virtioNet:
 			a.ReadWrite = append(a.ReadWrite, tunDevice)
 		}

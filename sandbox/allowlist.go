@@ -190,9 +190,9 @@ func Rules(pid int) []Rule {
 
 // UserNetworkRules are added to the filter when a guest has user-mode
 // networking (virtio-net user): its netstack makes the guest's TCP and
-// UDP connections and listens for port forwards with host sockets, and
-// Go's resolver rereads /etc/resolv.conf and /etc/hosts for its DNS
-// forwarder (Landlock still confines which files).
+// UDP connections, its DNS queries to the host's name server, and
+// listens for port forwards, all with host sockets. It opens no files
+// once running: the name server is read from /etc/resolv.conf at setup.
 func UserNetworkRules() []Rule {
 	const why = "-net user: the netstack's host sockets (NAT, port forwards)"
 	net := []string{"socket", "connect", "bind", "listen", "accept4", "setsockopt", "getsockopt", "getsockname", "getpeername", "sendto", "recvfrom", "sendmsg", "recvmsg", "shutdown"}
@@ -200,13 +200,7 @@ func UserNetworkRules() []Rule {
 	for _, c := range net {
 		out = append(out, Rule{Syscall: c, Why: why})
 	}
-	return append(out,
-		Rule{Syscall: "openat", Why: "-net user: the DNS forwarder's resolver rereads /etc/resolv.conf, /etc/hosts and /etc/nsswitch.conf; read-only", Cases: []Case{
-			{Name: "O_RDONLY", Conds: []Cond{{Arg: 2, Op: BitsClear, Value: unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC}}},
-		}},
-		Rule{Syscall: "newfstatat", Why: "-net user: the resolver checks whether its files changed"},
-		Rule{Syscall: "fstat", Why: "-net user: the resolver reads its files"},
-	)
+	return out
 }
 
 // MobilityRequests are the KVM ioctls that pausing, snapshots and

@@ -23,7 +23,7 @@ func TestUserNetworkRules(t *testing.T) {
 }
 
 // TestUserNetworkWithMobility: a guest with -net user under -api gets
-// both extra lists, which name some calls twice (socket, openat, ...):
+// both extra lists, which name some calls twice (socket, connect, ...):
 // the filter still assembles, and allows what either allows.
 func TestUserNetworkWithMobility(t *testing.T) {
 	if _, err := Program(append(append(Rules(1), UserNetworkRules()...), MobilityRules()...), ActionTrap); err != nil {

@@ -347,12 +347,12 @@ func jailRestore(c *jail.Config, dir string) ([]machine.Device, error) {
 }
 
 // jailDevices adds what the virtio devices open: disk images (or block
-// devices), /dev/net/tun for -net tap, and the resolver's files for -net
-// user; and checks that each TAP can be reached by the jail's user.
+// devices), /dev/net/tun for -net tap, and /etc/resolv.conf for -net
+// user (its DNS relay's name server); and checks that each TAP can be reached by the jail's user.
 func jailDevices(c *jail.Config, devs []machine.Device) error {
 	for _, d := range devs {
 		a := machine.DeviceAccessOf([]machine.Device{d})
-		if a.Network { // -net user: the resolver reads the host's files where there are some
+		if a.Network { // -net user: /etc/resolv.conf, where the host has one
 			for _, p := range a.Read {
 				if _, err := os.Stat(p); err == nil && !slices.Contains(c.ReadOnly, p) {
 					c.ReadOnly = append(c.ReadOnly, p)

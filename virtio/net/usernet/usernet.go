@@ -2,8 +2,9 @@
 // guest's frames go to a gVisor netstack inside govmm that plays gateway
 // (192.168.127.1), answers DHCP (the guest gets 192.168.127.2) and DNS,
 // and makes the guest's TCP and UDP connections with the host's own
-// sockets (NAT, gvisor-tap-vsock's forwarders), as QEMU's -netdev user
-// does. 192.168.127.254 is the host's loopback. Port forwards (hostfwd)
+// sockets (NAT, nat.go), as QEMU's -netdev user does. 192.168.127.254 is
+// the host's loopback; DNS at the gateway answers govmm.internal. itself
+// and passes other names to the host's name server (dns.go). Port forwards (hostfwd)
 // listen on the host and connect into the guest. No privileges are
 // needed: no TAP, no bridge, no capabilities.
 package usernet
@@ -13,15 +14,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/containers/gvisor-tap-vsock/pkg/services/dns"
-	"github.com/containers/gvisor-tap-vsock/pkg/services/forwarder"
-	"github.com/containers/gvisor-tap-vsock/pkg/types"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
-	"github.com/sirupsen/logrus"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -33,7 +29,8 @@ import (
 	udptransport "gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
-// The virtual network's addresses (those of gvisor-tap-vsock's gvproxy).
+// The virtual network's addresses (those of gvisor-tap-vsock's gvproxy,
+// which guests and users of it already know).
 const (
 	Subnet     = "192.168.127.0/24"
 	GatewayIP  = "192.168.127.1"
@@ -43,8 +40,7 @@ const (
 	mtu        = 1500
 )
 
-// nicID is the stack's one NIC, the link to the guest. It is 1 because
-// gvisor-tap-vsock's port forwarder dials into the guest through NIC 1.
+// nicID is the stack's one NIC, the link to the guest.
 const nicID tcpip.NICID = 1
 
 // Forward is a hostfwd rule: connections to Host (host:port on the host)
@@ -61,7 +57,11 @@ type Config struct {
 	// or one the guest sets later.)
 	GuestMAC net.HardwareAddr
 	Forwards []Forward
-	// Log gets the netstack's warnings; nil discards them.
+	// NameServer is the host's name server, "ip:port", that DNS queries
+	// for names outside Zone go to; "" is /etc/resolv.conf's first.
+	NameServer string
+	// Log gets the network's warnings (no name server for DNS); nil
+	// discards them.
 	Log io.Writer
 }
 
@@ -71,26 +71,16 @@ type Network struct {
 	s         *stack.Stack
 	link      *wire
 	dhcp      *server4.Server
-	closers   []func() error // DNS sockets, port forwards
+	closers   []func() error // DNS sockets, port forwards' listeners
+	nat       conns          // the guest's connections and the forwards' (nat.go)
 	closeOnce sync.Once
 
 	sent, received atomic.Uint64
 }
 
-var logOnce sync.Once
-
 // New starts the network: the netstack, its DHCP and DNS servers and the
 // forwards' listeners.
 func New(c Config) (*Network, error) {
-	logOnce.Do(func() {
-		// gvisor-tap-vsock's forwarders log through logrus's standard logger.
-		logrus.SetLevel(logrus.WarnLevel)
-		if c.Log != nil {
-			logrus.SetOutput(c.Log)
-		} else {
-			logrus.SetOutput(io.Discard)
-		}
-	})
 	n, err := start(c)
 	if err != nil {
 		return nil, fmt.Errorf("user-mode network: %w", err)
@@ -140,11 +130,7 @@ func start(c Config) (n *Network, err error) {
 		return n, tcpipError{e}
 	}
 
-	// NAT: connections to HostIP are made to the host's loopback.
-	nat := map[tcpip.Address]tcpip.Address{host: addr4("127.0.0.1")}
-	var natLock sync.Mutex
-	s.SetTransportProtocolHandler(tcp.ProtocolNumber, forwarder.TCP(s, nat, &natLock, false).HandlePacket)
-	s.SetTransportProtocolHandler(udptransport.ProtocolNumber, forwarder.UDP(s, nat, &natLock, false).HandlePacket)
+	n.startNAT()
 
 	if n.dhcp, err = serveDHCP(s, nicID, &leaser{
 		self: net.ParseIP(GatewayIP).To4(), guest: net.ParseIP(GuestIP).To4(), gateway: net.ParseIP(GatewayIP).To4(),
@@ -152,31 +138,30 @@ func start(c Config) (n *Network, err error) {
 	}); err != nil {
 		return n, err
 	}
-	if err := n.serveDNS(gw); err != nil {
+	ns := c.NameServer
+	if ns == "" {
+		ns = hostNameServer("/etc/resolv.conf")
+		if ns == "" && c.Log != nil {
+			fmt.Fprintln(c.Log, "govmm: -net user: /etc/resolv.conf names no name server: the guest's DNS answers only names in "+Zone)
+		}
+	}
+	if err := n.serveDNS(gw, &dnsServer{upstream: ns}); err != nil {
 		return n, err
 	}
-
-	ports := forwarder.NewPortsForwarder(s)
 	for _, f := range c.Forwards {
-		g := f.Guest
-		if strings.HasPrefix(g, ":") {
-			g = GuestIP + g
-		}
-		proto := types.TCP
-		if f.UDP {
-			proto = types.UDP
-		}
-		if err := ports.Expose(proto, f.Host, g); err != nil {
+		if err := n.forward(f); err != nil {
+			proto := "tcp"
+			if f.UDP {
+				proto = "udp"
+			}
 			return n, fmt.Errorf("hostfwd %s %s: %w", proto, f.Host, err)
 		}
-		n.closers = append(n.closers, func() error { return ports.Unexpose(proto, f.Host) })
 	}
 	return n, nil
 }
 
-// serveDNS answers DNS on the gateway's port 53, UDP and TCP: the names
-// under govmm.internal. itself, the rest through the host's resolver.
-func (n *Network) serveDNS(gw tcpip.Address) error {
+// serveDNS answers DNS on the gateway's port 53, UDP and TCP (dns.go).
+func (n *Network) serveDNS(gw tcpip.Address, d *dnsServer) error {
 	at := tcpip.FullAddress{NIC: nicID, Addr: gw, Port: 53}
 	uc, err := gonet.DialUDP(n.s, &at, nil, ipv4.ProtocolNumber)
 	if err != nil {
@@ -188,15 +173,8 @@ func (n *Network) serveDNS(gw tcpip.Address) error {
 		return err
 	}
 	n.closers = append(n.closers, tl.Close)
-	srv, err := dns.New(uc, tl, []types.Zone{{
-		Name:    "govmm.internal.",
-		Records: []types.Record{{Name: "gateway", IP: net.ParseIP(GatewayIP)}, {Name: "host", IP: net.ParseIP(HostIP)}},
-	}})
-	if err != nil {
-		return err
-	}
-	go func() { _ = srv.Serve() }()    // until uc closes
-	go func() { _ = srv.ServeTCP() }() // until tl closes
+	go d.serveUDP(uc) // until uc closes
+	go d.serveTCP(tl) // until tl closes
 	return nil
 }
 
@@ -247,6 +225,7 @@ func (n *Network) Close() error {
 		for _, c := range n.closers {
 			errs = append(errs, c())
 		}
+		n.nat.closeAll()
 		n.s.Close()
 		n.s.Wait()
 	})
