@@ -52,6 +52,20 @@ type Cached struct {
 	// failed the check or could not be read) before decompressing
 	// again; nil when there were none.
 	Stale error
+	// unmap releases a hit's ELF, which is the cache file mapped
+	// (MapFile): read it inside Guard, and Close it once loaded.
+	unmap func() error
+}
+
+// Close releases the mapped cache file of a hit; ELF is not to be read
+// after it.
+func (c *Cached) Close() error {
+	if c.unmap == nil {
+		return nil
+	}
+	err := c.unmap()
+	c.unmap, c.ELF = nil, nil
+	return err
 }
 
 // cacheName is the name of the cache file for an image's hash and its
@@ -124,18 +138,22 @@ func lookup(dir, imageSum string) (Cached, error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		b, err := os.ReadFile(path)
-		switch {
-		case err != nil:
+		b, unmap, err := MapFile(path)
+		if err != nil {
 			stale = append(stale, fmt.Errorf("%s: %w", name, err))
 			continue
+		}
+		switch {
 		case checkValue(b) != check:
 			stale = append(stale, fmt.Errorf("%s: its CRC-32C is not the one in its name (a damaged or changed file)", name))
 		case !bytes.HasPrefix(b, []byte("\x7fELF")):
 			stale = append(stale, fmt.Errorf("%s: not an ELF file", name))
 		default:
-			c.ELF, c.Hit, c.Path = b, true, path
+			c.ELF, c.Hit, c.Path, c.unmap = b, true, path, unmap
 			return c, nil
+		}
+		if err := unmap(); err != nil {
+			stale = append(stale, fmt.Errorf("unmapping %s: %w", name, err))
 		}
 		if err := os.Remove(path); err != nil {
 			stale = append(stale, fmt.Errorf("removing %s: %w", name, err))

@@ -30,7 +30,10 @@ func Decompress(image []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return DecompressPayload(p)
+	// The image may be a file mapped (MapFile), and the decoders read
+	// their input on goroutines of their own, outside the caller's Guard:
+	// they get a copy.
+	return DecompressPayload(bytes.Clone(p))
 }
 
 // DecompressPayload decompresses a bzImage payload of any format Go can

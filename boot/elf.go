@@ -56,6 +56,7 @@ func LoadELF(mem *memory.Memory, image []byte) (*Kernel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("vmlinux: segment %d: %w", i, err)
 		}
+		mem.Populate(memory.GuestAddr(p.Paddr), p.Filesz) // one call, not a fault per page
 		n := uint64(copy(dst, image[p.Off:fileEnd]))
 		// The BSS: fresh RAM is zero already, and Zero keeps it unfaulted.
 		if err := mem.Zero(memory.GuestAddr(p.Paddr+n), p.Memsz-n); err != nil {

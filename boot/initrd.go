@@ -39,6 +39,7 @@ func LoadInitrd(mem *memory.Memory, k *Kernel, initrd []byte) (*Initrd, error) {
 	if err != nil {
 		return nil, err
 	}
+	mem.Populate(addr, uint64(len(initrd))) // one call, not a fault per page
 	if err := mem.WriteAt(initrd, addr); err != nil {
 		return nil, fmt.Errorf("copying the initrd to %v: %w", addr, err)
 	}

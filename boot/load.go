@@ -68,6 +68,7 @@ func LoadBzImage(mem *memory.Memory, image []byte) (*Kernel, error) {
 	if end > top {
 		return nil, fmt.Errorf("bzImage: the kernel needs RAM up to %#x (runtime start %#x + init_size %#x) but RAM below the MMIO hole ends at %#x: give at least %d MiB", end, start, h.InitSize, top, mib(end))
 	}
+	mem.Populate(memory.GuestAddr(load), uint64(len(bz.Kernel))) // one call, not a fault per page
 	if err := mem.WriteAt(bz.Kernel, memory.GuestAddr(load)); err != nil {
 		return nil, fmt.Errorf("bzImage: copying %d bytes of kernel to %#x: %w", n, load, err)
 	}

@@ -120,14 +120,14 @@ func loadBzImage(mem *memory.Memory, c *Config, l *Loaded) (*boot.Kernel, error)
 // page.
 func loadFast(mem *memory.Memory, c *Config, bz *boot.BzImage) (*boot.Kernel, bool, error) {
 	var (
-		elf []byte
-		hit bool
-		err error
+		elf    []byte
+		hit    bool
+		err    error
+		cached boot.Cached // a hit is the cache file mapped, until loaded below
 	)
 	if c.CacheDir == "" {
 		elf, err = boot.Decompress(c.Kernel)
 	} else {
-		var cached boot.Cached
 		cached, err = boot.DecompressCached(c.CacheDir, c.Kernel)
 		elf, hit = cached.ELF, cached.Hit
 		if cached.Stale != nil && c.Verbose && c.Log != nil {
@@ -144,6 +144,7 @@ func loadFast(mem *memory.Memory, c *Config, bz *boot.BzImage) (*boot.Kernel, bo
 	if err != nil {
 		return nil, false, err
 	}
+	defer cached.Close()
 	k, err := boot.LoadELF(mem, elf)
 	if err != nil {
 		return nil, false, fmt.Errorf("loading the decompressed kernel: %w", err)

@@ -132,7 +132,12 @@ func New(c Config) (m *Machine, err error) {
 	if err := m.setupPIT(); err != nil {
 		return m, err
 	}
-	if m.Loaded, err = loadKernel(m.mem, &m.cfg, m.host, m.log); err != nil {
+	// The kernel, initrd and kernel cache may be files mapped (boot.MapFile):
+	// one truncated meanwhile is an error here, not a crash.
+	if err := boot.Guard("loading the kernel", func() (err error) {
+		m.Loaded, err = loadKernel(m.mem, &m.cfg, m.host, m.log)
+		return err
+	}); err != nil {
 		return m, err
 	}
 	if err := waitCPUID(); err != nil {

@@ -38,3 +38,23 @@ func (m *Memory) Zero(addr GuestAddr, n uint64) error {
 	clear(b[head+whole:])
 	return nil
 }
+
+// Populate faults guest bytes [addr, addr+n) in for writing with one
+// system call (MADV_POPULATE_WRITE, Linux 5.14) before a loader copies a
+// kernel or an initrd there: each page fault the copy would take costs
+// microseconds on a PVM host, and a 30 MB kernel is 7,500 of them. It
+// only helps, so where the kernel lacks the advice, or for memory New did
+// not map, it does nothing and the copy faults the pages in itself.
+func (m *Memory) Populate(addr GuestAddr, n uint64) {
+	if m.zeroAdvice == 0 || n == 0 {
+		return
+	}
+	page := uint64(PageSize)
+	start := uint64(addr) &^ (page - 1)
+	end := (uint64(addr) + n + page - 1) &^ (page - 1)
+	b, err := m.Slice(GuestAddr(start), end-start)
+	if err != nil {
+		return // the copy reports the range
+	}
+	_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+}

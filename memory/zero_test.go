@@ -101,3 +101,34 @@ func TestZeroLeavesFreshRAMUntouched(t *testing.T) {
 		t.Errorf("%d pages hold data after zeroing 40 pages of fresh RAM, want at most the 2 partial ones", resident)
 	}
 }
+
+// TestPopulate: Populate allocates the pages of a range of fresh RAM
+// before a loader writes them (the partial pages at its ends included),
+// and nothing outside it.
+func TestPopulate(t *testing.T) {
+	m, err := New(64 * PageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.File() == nil {
+		t.Skip("no memfd on this kernel: DataPages cannot see populated anonymous pages without pagemap")
+	}
+	m.Populate(PageSize+5, 10*PageSize) // pages 1 to 11
+	data, err := m.DataPages(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for i := range data.Len() {
+		if data.Get(i) {
+			got = append(got, i)
+		}
+	}
+	if len(got) == 0 {
+		t.Skip("MADV_POPULATE_WRITE did nothing: a kernel before 5.14")
+	}
+	if len(got) != 11 || got[0] != 1 || got[10] != 11 {
+		t.Errorf("pages holding data after Populate(page 1 + 5, 10 pages) = %v, want 1-11", got)
+	}
+}

@@ -114,11 +114,13 @@ func execConfig(o *execOptions) (machine.Config, error) {
 			initrdPath = g.Initrd
 		}
 	}
-	kernel, err := os.ReadFile(kernelPath)
+	// Mapped, not read (boot.MapFile; machine.New reads them under
+	// boot.Guard): govmm exec ends with its guest, and the mappings with it.
+	kernel, _, err := boot.MapFile(kernelPath)
 	if err != nil {
 		return machine.Config{}, fmt.Errorf("reading the kernel: %w", err)
 	}
-	initrd, err := os.ReadFile(initrdPath)
+	initrd, _, err := boot.MapFile(initrdPath)
 	if err != nil {
 		return machine.Config{}, fmt.Errorf("reading the initrd: %w", err)
 	}

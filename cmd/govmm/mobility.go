@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/govmm/govmm/api"
+	"github.com/govmm/govmm/boot"
 	"github.com/govmm/govmm/machine"
 	"github.com/govmm/govmm/migration"
 	"github.com/govmm/govmm/snapshot"
@@ -97,15 +98,17 @@ type mobility struct {
 }
 
 // readKernel reads -kernel, if given.
-func readKernel(path string) ([]byte, error) {
+func readKernel(path string) (b []byte, unmap func() error, err error) {
 	if path == "" {
-		return nil, nil // -restore or -incoming: parseFlags checked
+		return nil, func() error { return nil }, nil // -restore or -incoming: parseFlags checked
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the kernel: %w", err)
+	// Mapped, not read (boot.MapFile): hashing it for the kernel cache
+	// and copying what boots into guest RAM touch it once, from the page
+	// cache (machine.New reads it under boot.Guard).
+	if b, unmap, err = boot.MapFile(path); err != nil {
+		return nil, nil, fmt.Errorf("reading the kernel: %w", err)
 	}
-	return b, nil
+	return b, unmap, nil
 }
 
 // prepareMobility opens, before govmm confines itself, what the control

@@ -55,7 +55,7 @@ func startReboot(t *testing.T, flags ...string) *rebootRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kernel, err := readKernel(o.kernel)
+	kernel, unmap, err := readKernel(o.kernel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +66,12 @@ func startReboot(t *testing.T, flags ...string) *rebootRun {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	t.Cleanup(func() { cancel(); stop() })
 	if r.m, err = machine.New(cfg); err != nil {
+		unmap()
 		t.Fatal(err)
 	}
 	go func() {
 		defer close(r.done)
+		defer unmap() // the kernel, mapped, until a restart can no longer read it
 		defer r.m.Close()
 		res, err := runPowered(ctx, r.m, cfg, o, r.stderr)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govmm/govmm/boot"
 	"github.com/govmm/govmm/machine"
 	"github.com/govmm/govmm/vcpu"
 )
@@ -20,15 +21,20 @@ func runVM(ctx context.Context, o *options, stdin *os.File, stdout, stderr io.Wr
 		// Before machine.New's steps (its "start-up:" line): main to here.
 		fmt.Fprintf(stderr, "govmm: before the clock: flags=%.3fms\n", float64(start.Sub(mainStart))/float64(time.Millisecond))
 	}
-	kernel, err := readKernel(o.kernel) // none for -restore, -incoming
+	kernel, unmapKernel, err := readKernel(o.kernel) // none for -restore, -incoming
 	if err != nil {
 		return 1, err
 	}
+	defer unmapKernel()
 	var initrd []byte
 	if o.initrd != "" {
-		if initrd, err = os.ReadFile(o.initrd); err != nil {
+		// Mapped, not read: the loader copies it from the page cache into
+		// guest RAM once (machine.New reads it under boot.Guard).
+		var unmap func() error
+		if initrd, unmap, err = boot.MapFile(o.initrd); err != nil {
 			return 1, fmt.Errorf("reading the initrd: %w", err)
 		}
+		defer unmap()
 	}
 	cfg := machine.Config{
 		KVMPath:  o.kvmPath,
