@@ -3,7 +3,6 @@ package sandbox
 import (
 	"testing"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,14 +47,7 @@ func TestFilterComparisons(t *testing.T) {
 		}},
 		{Syscall: "clone3", Errno: unix.ENOSYS},
 	}
-	prog, err := Program(rules, ActionTrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := bpf.NewVM(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := filterVM(t, rules)
 	const x86_64 = 0xc000003e
 	allow, trap := uint32(ActionAllow), uint32(ActionTrap)
 	args := func(i int, v uint64) []uint64 { a := make([]uint64, 6); a[i] = v; return a }

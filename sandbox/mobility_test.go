@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,14 +19,7 @@ func TestMobilityRules(t *testing.T) {
 			t.Errorf("MobilityRules has %q (a system call: %v) with reason %q", r.Syscall, ok, r.Why)
 		}
 	}
-	prog, err := Program(append(Rules(7), MobilityRules()...), ActionTrap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := bpf.NewVM(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := filterVM(t, append(Rules(7), MobilityRules()...))
 	const x86_64 = 0xc000003e
 	allow, trap := uint32(unix.SECCOMP_RET_ALLOW), uint32(unix.SECCOMP_RET_TRAP)
 	nr := func(name string) int { n, _ := syscallNumber(name); return n }

@@ -47,11 +47,10 @@ func seccompData(nr int, auditArch uint32, args ...uint64) []byte {
 	return b[:]
 }
 
-// TestFilterDecides runs the assembled filter on system calls govmm makes
-// and on calls it must never make.
-func TestFilterDecides(t *testing.T) {
-	const pid = 4242
-	prog, err := Program(Rules(pid), ActionTrap)
+// filterVM assembles rules (the rest trapped) for x/net/bpf's VM.
+func filterVM(t *testing.T, rules []Rule) *bpf.VM {
+	t.Helper()
+	prog, err := Program(rules, ActionTrap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +58,14 @@ func TestFilterDecides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return vm
+}
+
+// TestFilterDecides runs the assembled filter on system calls govmm makes
+// and on calls it must never make.
+func TestFilterDecides(t *testing.T) {
+	const pid = 4242
+	vm := filterVM(t, Rules(pid))
 	const x86_64 = 0xc000003e
 	allow, trap := uint32(unix.SECCOMP_RET_ALLOW), uint32(unix.SECCOMP_RET_TRAP)
 	nr := func(name string) int { n, _ := syscallNumber(name); return n }

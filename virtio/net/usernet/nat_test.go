@@ -108,6 +108,19 @@ func upperServer(t *testing.T, l net.Listener) {
 	}()
 }
 
+// upperUDPServer answers each datagram on pc with its bytes upper-cased,
+// until pc closes.
+func upperUDPServer(pc net.PacketConn) {
+	b := make([]byte, 2048)
+	for {
+		k, from, err := pc.ReadFrom(b)
+		if err != nil {
+			return
+		}
+		_, _ = pc.WriteTo(bytes.ToUpper(b[:k]), from)
+	}
+}
+
 // TestNATTCPData: the guest's connection to HostIP reaches a host
 // listener on 127.0.0.1; data goes both ways and each side's end (FIN)
 // is passed on, 1 MiB of it to cross many segments.
@@ -164,16 +177,7 @@ func TestNATUDPData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	go func() {
-		b := make([]byte, 2048)
-		for {
-			k, from, err := pc.ReadFrom(b)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(bytes.ToUpper(b[:k]), from)
-		}
-	}()
+	go upperUDPServer(pc)
 	to := fullAddr(HostIP, pc.LocalAddr().(*net.UDPAddr).Port)
 	c, err := gonet.DialUDP(s, nil, &to, ipv4.ProtocolNumber)
 	if err != nil {
@@ -247,16 +251,7 @@ func TestHostForwardData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gc.Close()
-	go func() {
-		b := make([]byte, 2048)
-		for {
-			k, from, err := gc.ReadFrom(b)
-			if err != nil {
-				return
-			}
-			_, _ = gc.WriteTo(bytes.ToUpper(b[:k]), from)
-		}
-	}()
+	go upperUDPServer(gc)
 	uc, err := net.Dial("udp4", udpHost)
 	if err != nil {
 		t.Fatal(err)
