@@ -5,18 +5,20 @@ package sandbox
 // seccomp_data (nr at offset 0, arch at 4, the six arguments as 64-bit
 // little-endian words from 16) and returns an action.
 //
-// Layout, for each allowed call in the allow-list's order:
+// Layout: nr is loaded once; then, for each allowed call in the
+// allow-list's order,
 //
-//	ld  nr
-//	jeq <nr>, into the body, else on to the ja
-//	ja  past the body
+//	jeq <nr>, into the body, else past it
 //	body: ret ALLOW | ret ERRNO | one block per case, then ret <default>
+//
+// A call that is not this one costs one instruction. A body longer than a
+// conditional jump's 8-bit offset reaches (the ioctl requests') is
+// skipped with a ja, whose offset is 32 bits. Every body ends in a ret,
+// so the accumulator still holds nr wherever the chain goes on.
 //
 // A case's block checks its conditions on the argument's high and low
 // 32-bit words; a failed check jumps to the next block, and a block that
-// gets to its end returns ALLOW. Jumps stay inside a body, so the 8-bit
-// conditional offsets suffice however long the list is; ja's offset is
-// 32 bits.
+// gets to its end returns ALLOW. Jumps stay inside a body.
 
 import (
 	"fmt"
@@ -68,10 +70,13 @@ func Program(rules []Rule, action Action) ([]bpf.Instruction, error) {
 		if err != nil {
 			return nil, err
 		}
-		prog = append(prog,
-			bpf.LoadAbsolute{Off: dataNr, Size: 4},
-			bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(nr), SkipTrue: 1},
-			bpf.Jump{Skip: uint32(len(body))})
+		if len(body) <= 255 {
+			prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(nr), SkipFalse: uint8(len(body))})
+		} else {
+			prog = append(prog,
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(nr), SkipTrue: 1},
+				bpf.Jump{Skip: uint32(len(body))})
+		}
 		prog = append(prog, body...)
 	}
 	prog = append(prog, bpf.RetConstant{Val: uint32(action)})

@@ -101,3 +101,35 @@ func TestFilterRefusesBadRules(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterLongBody: a call with more cases than an 8-bit jump can skip
+// (its body is passed over with ja) still matches its last case, refuses
+// others, and leaves the calls after it reachable.
+func TestFilterLongBody(t *testing.T) {
+	var cases []Case
+	for i := range 100 { // 5 instructions each: 500 > 255
+		cases = append(cases, Case{Name: "req", Conds: []Cond{{Arg: 1, Op: Equal, Value: uint64(0x1000 + i)}}})
+	}
+	vm := filterVM(t, []Rule{{Syscall: "ioctl", Cases: cases}, {Syscall: "write"}})
+	const x86_64 = 0xc000003e
+	ioctl, _ := syscallNumber("ioctl")
+	write, _ := syscallNumber("write")
+	for _, tt := range []struct {
+		nr   int
+		args []uint64
+		want Action
+	}{
+		{ioctl, []uint64{3, 0x1000 + 99}, ActionAllow},
+		{ioctl, []uint64{3, 0x1000}, ActionAllow},
+		{ioctl, []uint64{3, 0x1000 + 100}, ActionTrap},
+		{write, nil, ActionAllow},
+	} {
+		got, err := vm.Run(seccompData(tt.nr, x86_64, tt.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Action(got) != tt.want {
+			t.Errorf("filter(nr %d, %#x) = %#x, want %#x", tt.nr, tt.args, got, tt.want)
+		}
+	}
+}
