@@ -25,6 +25,14 @@ const Zone = "govmm.internal."
 // upstreamTimeout bounds one query to the host's name server.
 const upstreamTimeout = 5 * time.Second
 
+// The queries answered at once, and the TCP connections served at once:
+// past them a guest's queries are dropped (its resolver asks again), so a
+// flood of them cannot pile up goroutines waiting on the name server.
+const (
+	maxQueries  = 64
+	maxDNSConns = 16
+)
+
 // zoneRecords are the names in Zone and their IPv4 addresses.
 var zoneRecords = map[string]string{
 	"gateway." + Zone: GatewayIP,
@@ -35,6 +43,12 @@ var zoneRecords = map[string]string{
 // no name server (then other names fail with SERVFAIL).
 type dnsServer struct {
 	upstream string
+	queries  chan struct{} // a place per query being answered
+	conns    chan struct{} // a place per TCP connection served
+}
+
+func newDNSServer(upstream string) *dnsServer {
+	return &dnsServer{upstream: upstream, queries: make(chan struct{}, maxQueries), conns: make(chan struct{}, maxDNSConns)}
 }
 
 // hostNameServer is the first nameserver line of resolv.conf, as ip:53.
@@ -187,8 +201,14 @@ func (d *dnsServer) serveUDP(pc net.PacketConn) {
 		if err != nil {
 			return
 		}
+		select {
+		case d.queries <- struct{}{}:
+		default:
+			continue // too many in flight: dropped
+		}
 		q := append([]byte(nil), buf[:k]...)
 		go func() {
+			defer func() { <-d.queries }()
 			if r := d.answer(q, false); r != nil {
 				_, _ = pc.WriteTo(r, from)
 			}
@@ -203,7 +223,14 @@ func (d *dnsServer) serveTCP(l net.Listener) {
 		if err != nil {
 			return
 		}
+		select {
+		case d.conns <- struct{}{}:
+		default:
+			_ = c.Close() // too many at once
+			continue
+		}
 		go func() {
+			defer func() { <-d.conns }()
 			defer c.Close()
 			for {
 				_ = c.SetDeadline(time.Now().Add(2 * upstreamTimeout))

@@ -18,7 +18,7 @@ func FuzzDNSAnswer(f *testing.F) {
 	} {
 		f.Add(q)
 	}
-	d := &dnsServer{}
+	d := newDNSServer("")
 	f.Fuzz(func(t *testing.T, q []byte) {
 		r := d.answer(q, false)
 		if r == nil {

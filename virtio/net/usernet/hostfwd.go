@@ -68,11 +68,16 @@ func (n *Network) forwardTCPIn(l net.Listener, to tcpip.FullAddress) {
 		if err != nil {
 			return
 		}
+		if !n.nat.reserve() {
+			_ = h.Close() // too many connections
+			continue
+		}
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 			defer cancel()
 			g, err := gonet.DialContextTCP(ctx, n.s, to, ipv4.ProtocolNumber)
 			if err != nil {
+				n.nat.cancel()
 				_ = h.Close() // the guest refused or did not answer
 				return
 			}
@@ -101,8 +106,17 @@ func (n *Network) forwardUDPIn(pc net.PacketConn, to tcpip.FullAddress) {
 		mu.Lock()
 		g, ok := flows[from.String()]
 		if !ok {
+			if !n.nat.reserve() {
+				mu.Unlock()
+				continue // too many flows: dropped
+			}
 			g, err = gonet.DialUDP(n.s, nil, &to, ipv4.ProtocolNumber)
-			if err != nil || !n.nat.add(g) {
+			if err != nil {
+				n.nat.cancel()
+				mu.Unlock()
+				continue
+			}
+			if !n.nat.add(g) {
 				mu.Unlock()
 				continue
 			}

@@ -31,6 +31,11 @@ const (
 	udpIdle = 60 * time.Second
 	// maxPendingSYNs bounds the guest's connections being dialled at once.
 	maxPendingSYNs = 256
+	// maxFlows bounds the TCP connections and UDP flows open at once,
+	// each a host socket and two goroutines: past it a guest's new
+	// connection is refused and a new flow's datagram dropped, so a guest
+	// cannot spend the VMM's file descriptors or memory.
+	maxFlows = 4096
 )
 
 // hostAddr is where a guest's packet to a goes on the host: HostIP is the
@@ -43,15 +48,43 @@ func hostAddr(a tcpip.Address, port uint16) string {
 	return net.JoinHostPort(ip.String(), strconv.Itoa(int(port)))
 }
 
-// conns are the NAT's open connections and flows, closed with the network.
+// conns are the NAT's open connections and flows (the port forwards'
+// too), closed with the network.
 type conns struct {
 	mu     sync.Mutex
 	closed bool
+	max    int // flows at once; 0 is maxFlows
+	flows  int // places taken by reserve
 	open   map[io.Closer]struct{}
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // the relays running
 }
 
-// add keeps c until drop; false when the network is closing (c is closed).
+// reserve takes a flow's place before its host socket is made: false when
+// the network is closing or the flows are at their limit. Each true is
+// followed by one add or one cancel.
+func (cs *conns) reserve() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	limit := cs.max
+	if limit == 0 {
+		limit = maxFlows
+	}
+	if cs.closed || cs.flows >= limit {
+		return false
+	}
+	cs.flows++
+	return true
+}
+
+// cancel gives back the place of a flow that did not start.
+func (cs *conns) cancel() {
+	cs.mu.Lock()
+	cs.flows--
+	cs.mu.Unlock()
+}
+
+// add keeps a reserved flow's connections until drop; false when the
+// network is closing (they are closed and the place given back).
 func (cs *conns) add(c ...io.Closer) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -59,6 +92,7 @@ func (cs *conns) add(c ...io.Closer) bool {
 		for _, x := range c {
 			_ = x.Close()
 		}
+		cs.flows--
 		return false
 	}
 	if cs.open == nil {
@@ -71,12 +105,14 @@ func (cs *conns) add(c ...io.Closer) bool {
 	return true
 }
 
-// drop closes and forgets c; one drop per add.
+// drop closes and forgets a flow's connections and gives its place back;
+// one drop per add.
 func (cs *conns) drop(c ...io.Closer) {
 	cs.mu.Lock()
 	for _, x := range c {
 		delete(cs.open, x)
 	}
+	cs.flows--
 	cs.mu.Unlock()
 	for _, x := range c {
 		_ = x.Close()
@@ -99,14 +135,20 @@ func (cs *conns) closeAll() {
 // goroutine of the forwarder's for each SYN.
 func (n *Network) forwardTCP(r *tcp.ForwarderRequest) {
 	id := r.ID() // Local*: where the guest connects; Remote*: the guest
+	if !n.nat.reserve() {
+		r.Complete(true) // too many: refused
+		return
+	}
 	h, err := net.DialTimeout("tcp", hostAddr(id.LocalAddress, id.LocalPort), dialTimeout)
 	if err != nil {
+		n.nat.cancel()
 		r.Complete(true) // a reset, as the host got
 		return
 	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		n.nat.cancel()
 		r.Complete(true)
 		_ = h.Close()
 		return
@@ -124,18 +166,23 @@ func (n *Network) forwardTCP(r *tcp.ForwarderRequest) {
 
 // halfCloser is a stream whose sending half can end alone (FIN).
 type halfCloser interface {
-	io.ReadWriter
+	io.ReadWriteCloser
 	CloseWrite() error
 }
 
 // splice copies both ways until both sides have ended, passing each
-// side's end of stream on as a FIN.
+// side's end of stream on as a FIN. An error on either side (a reset)
+// closes both, so that neither direction waits on a peer gone.
 func splice(a, b halfCloser) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	one := func(dst, src halfCloser) {
 		defer wg.Done()
-		_, _ = io.Copy(dst, src)
+		if _, err := io.Copy(dst, src); err != nil {
+			_ = a.Close()
+			_ = b.Close()
+			return
+		}
 		_ = dst.CloseWrite()
 	}
 	go one(a, b)
@@ -150,16 +197,18 @@ func splice(a, b halfCloser) {
 func (n *Network) forwardUDP(r *udptransport.ForwarderRequest) {
 	id := r.ID()
 	ra, err := net.ResolveUDPAddr("udp", hostAddr(id.LocalAddress, id.LocalPort))
-	if err != nil {
-		return
+	if err != nil || !n.nat.reserve() {
+		return // dropped: too many flows
 	}
 	h, err := net.DialUDP("udp", nil, ra)
 	if err != nil {
+		n.nat.cancel()
 		return // the datagram is lost, as on a network with no route
 	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		n.nat.cancel()
 		_ = h.Close()
 		return
 	}

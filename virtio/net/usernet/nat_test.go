@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ import (
 )
 
 // guestStack starts a Network with c and a guest's netstack wired to it.
-func guestStack(t *testing.T, c Config) *stack.Stack {
+func guestStack(t *testing.T, c Config) (*stack.Stack, *Network) {
 	t.Helper()
 	c.GuestMAC = guestMAC
 	n, err := New(c)
@@ -77,7 +78,7 @@ func guestStack(t *testing.T, c Config) *stack.Stack {
 		w.cut()
 		s.Close()
 	})
-	return s
+	return s, n
 }
 
 func fullAddr(ip string, port int) tcpip.FullAddress {
@@ -125,7 +126,7 @@ func upperUDPServer(pc net.PacketConn) {
 // listener on 127.0.0.1; data goes both ways and each side's end (FIN)
 // is passed on, 1 MiB of it to cross many segments.
 func TestNATTCPData(t *testing.T) {
-	s := guestStack(t, Config{})
+	s, _ := guestStack(t, Config{})
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ func TestNATTCPData(t *testing.T) {
 // TestNATTCPRefused: a connection to a host port nobody listens on is
 // refused in the guest too (a reset), not left hanging.
 func TestNATTCPRefused(t *testing.T) {
-	s := guestStack(t, Config{})
+	s, _ := guestStack(t, Config{})
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +172,7 @@ func TestNATTCPRefused(t *testing.T) {
 // TestNATUDPData: the guest's datagrams reach a host UDP server, and its
 // answers come back from HostIP.
 func TestNATUDPData(t *testing.T) {
-	s := guestStack(t, Config{})
+	s, _ := guestStack(t, Config{})
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +224,7 @@ func TestHostForwardData(t *testing.T) {
 		return a
 	}
 	tcpHost, udpHost := free("tcp4"), free("udp4")
-	s := guestStack(t, Config{Forwards: []Forward{{Host: tcpHost, Guest: ":2222"}, {UDP: true, Host: udpHost, Guest: GuestIP + ":5353"}}})
+	s, _ := guestStack(t, Config{Forwards: []Forward{{Host: tcpHost, Guest: ":2222"}, {UDP: true, Host: udpHost, Guest: GuestIP + ":5353"}}})
 
 	l, err := gonet.ListenTCP(s, fullAddr(GuestIP, 2222), ipv4.ProtocolNumber)
 	if err != nil {
@@ -337,7 +338,7 @@ func fakeNameServer(t *testing.T) string {
 // answered there, an unknown one in the zone is NXDOMAIN, and any other
 // name goes to the host's name server; over TCP too.
 func TestDNS(t *testing.T) {
-	s := guestStack(t, Config{NameServer: fakeNameServer(t)})
+	s, _ := guestStack(t, Config{NameServer: fakeNameServer(t)})
 	dns := fullAddr(GatewayIP, 53)
 	c, err := gonet.DialUDP(s, nil, &dns, ipv4.ProtocolNumber)
 	if err != nil {
@@ -392,7 +393,7 @@ func TestDNS(t *testing.T) {
 // reply, a response is not answered, a zone name's AAAA has no records,
 // and no name server means SERVFAIL.
 func TestDNSAnswer(t *testing.T) {
-	d := &dnsServer{}
+	d := newDNSServer("")
 	if r := d.answer([]byte{1, 2, 3}, false); r != nil {
 		t.Errorf("garbage got a reply: %x", r)
 	}
@@ -428,5 +429,82 @@ func TestHostNameServer(t *testing.T) {
 	}
 	if got := hostNameServer(f + ".missing"); got != "" {
 		t.Errorf("a missing resolv.conf gave %q", got)
+	}
+}
+
+// TestNATFlowLimit: past the limit of open flows a guest's new connection
+// is refused, and a closed one gives its place back.
+func TestNATFlowLimit(t *testing.T) {
+	s, n := guestStack(t, Config{})
+	n.nat.max = 2
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() { // a server that closes when its client does
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	to := fullAddr(HostIP, l.Addr().(*net.TCPAddr).Port)
+	var open []*gonet.TCPConn
+	for range 2 {
+		c, err := gonet.DialContextTCP(ctx10s(t), s, to, ipv4.ProtocolNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		open = append(open, c)
+	}
+	if _, err := gonet.DialContextTCP(ctx10s(t), s, to, ipv4.ProtocolNumber); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("a third connection with room for two = %v, want refused", err)
+	}
+	open[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := gonet.DialContextTCP(ctx10s(t), s, to, ipv4.ProtocolNumber)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after one of two closed, a new connection is still refused: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDNSQueryFlood: queries the host's name server never answers pile up
+// no further than maxQueries goroutines.
+func TestDNSQueryFlood(t *testing.T) {
+	silent, err := net.ListenPacket("udp4", "127.0.0.1:0") // reads nothing, answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	s, _ := guestStack(t, Config{NameServer: silent.LocalAddr().String()})
+	dns := fullAddr(GatewayIP, 53)
+	c, err := gonet.DialUDP(s, nil, &dns, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	before := runtime.NumGoroutine()
+	for i := range 300 {
+		if _, err := c.Write(query(t, uint16(i), "example.com.", dnsmessage.TypeA)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the queries reach the server; each would wait 5 s upstream
+	if grew := runtime.NumGoroutine() - before; grew > maxQueries+20 {
+		t.Errorf("%d goroutines more after 300 unanswered queries, want at most about %d", grew, maxQueries)
 	}
 }

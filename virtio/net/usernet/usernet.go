@@ -145,7 +145,7 @@ func start(c Config) (n *Network, err error) {
 			fmt.Fprintln(c.Log, "govmm: -net user: /etc/resolv.conf names no name server: the guest's DNS answers only names in "+Zone)
 		}
 	}
-	if err := n.serveDNS(gw, &dnsServer{upstream: ns}); err != nil {
+	if err := n.serveDNS(gw, newDNSServer(ns)); err != nil {
 		return n, err
 	}
 	for _, f := range c.Forwards {
