@@ -387,3 +387,48 @@ func TestJailExec(t *testing.T) {
 		t.Errorf("the jail left %q behind", left)
 	}
 }
+
+// TestJailNetUser: -net user in a jail (the host's network namespace):
+// the guest gets its address by DHCP and reaches listeners on the host's
+// loopback through 192.168.127.254, with Landlock giving govmm no file
+// for its network but /etc/resolv.conf (the DNS relay's name server).
+func TestJailNetUser(t *testing.T) {
+	g := requireJail(t)
+	dir := t.TempDir()
+	base, serial := filepath.Join(dir, "base"), filepath.Join(dir, "serial")
+	udpPort, tcpPort, got := hostListeners(t)
+	cmdline := fmt.Sprintf("mode=virtio net_dhcp=1 pings=1 net_host=c0a87ffe udp_port=%d tcp_port=%d", udpPort, tcpPort)
+	status, _, stderr, err := jailed(t, "-id", "netuser", "-uid", "65534", "-gid", "65534", "-base", base,
+		"--", "-kernel", g.ELF, "-mem", "128M", "-serial", "file:"+serial, "-net", "user", "-append", cmdline, "-v")
+	out, _ := os.ReadFile(serial)
+	if status != 0 || err != nil {
+		t.Fatalf("govmm jail ... -- -net user = %d, %v, want 0\nserial:\n%s\nstderr:\n%s", status, err, out, stderr)
+	}
+	for _, w := range []string{"virtio-net dhcp ip=c0a87f02 router=c0a87f01", "virtio-net ping reply seq=1",
+		"virtio-net udp reply from c0a87ffe: hello udp", "virtio-net tcp reply: hello tcp"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("serial output lacks %q:\n%s", w, out)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		select {
+		case <-got:
+		default:
+			t.Errorf("only %d of the host's listeners heard from the jailed guest", i)
+		}
+	}
+	var confined string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "files confined to") {
+			confined = l
+		}
+	}
+	if _, err := os.Stat("/etc/resolv.conf"); err == nil && !strings.Contains(confined, "/etc/resolv.conf") {
+		t.Errorf("Landlock's files for -net user = %q, want /etc/resolv.conf among them", confined)
+	}
+	for _, never := range []string{"/etc/hosts", "/etc/nsswitch.conf"} {
+		if strings.Contains(confined, never) {
+			t.Errorf("Landlock's files for -net user = %q: %s is no longer read", confined, never)
+		}
+	}
+}
