@@ -69,7 +69,9 @@ func (n *Network) forwardTCPIn(l net.Listener, to tcpip.FullAddress) {
 			return
 		}
 		if !n.nat.reserve() {
-			_ = h.Close() // too many connections
+			// Too many at once: refused. Nothing was sent on it, so a
+			// failed close loses nothing.
+			_ = h.Close()
 			continue
 		}
 		go func() {
@@ -78,7 +80,9 @@ func (n *Network) forwardTCPIn(l net.Listener, to tcpip.FullAddress) {
 			g, err := gonet.DialContextTCP(ctx, n.s, to, ipv4.ProtocolNumber)
 			if err != nil {
 				n.nat.cancel()
-				_ = h.Close() // the guest refused or did not answer
+				// The guest refused or did not answer: the host's client
+				// sees its connection end; nothing was sent to lose.
+				_ = h.Close()
 				return
 			}
 			if !n.nat.add(g, h) {

@@ -90,6 +90,8 @@ func (cs *conns) add(c ...io.Closer) bool {
 	defer cs.mu.Unlock()
 	if cs.closed {
 		for _, x := range c {
+			// The network is going: the flow never ran, so nothing
+			// was sent on it that a failed close could lose.
 			_ = x.Close()
 		}
 		cs.flows--
@@ -115,6 +117,9 @@ func (cs *conns) drop(c ...io.Closer) {
 	cs.flows--
 	cs.mu.Unlock()
 	for _, x := range c {
+		// The relay has ended: whatever the peers sent has been passed
+		// on or was cut by the peer itself, so there is nothing left
+		// for a failed close to lose, and no one to tell.
 		_ = x.Close()
 	}
 	cs.wg.Done()
