@@ -22,6 +22,8 @@ package sandbox
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -48,6 +50,23 @@ const (
 	dataArgs      = 16
 	x32SyscallBit = 0x40000000
 )
+
+// syscallEntry is a system call's name and number (sysnumbers_amd64.go).
+type syscallEntry struct {
+	name string
+	nr   uint16
+}
+
+// syscallNumber is the x86_64 number of the system call called name.
+func syscallNumber(name string) (int, bool) {
+	i, ok := slices.BinarySearchFunc(syscallsByName[:], name, func(e syscallEntry, name string) int {
+		return strings.Compare(e.name, name)
+	})
+	if !ok {
+		return 0, false
+	}
+	return int(syscallsByName[i].nr), true
+}
 
 // Program assembles the filter: the allow-list, with action for the rest.
 // Calls of other architectures (i386 through int 0x80) get action too;

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +27,9 @@ func TestSyscallNames(t *testing.T) {
 		if got, ok := syscallNumber(name); name != "" && (!ok || got != nr) {
 			t.Errorf("syscallNumber(%q) = %d, %v; the table has it at %d", name, got, ok, nr)
 		}
+	}
+	if !slices.IsSortedFunc(syscallsByName[:], func(a, b syscallEntry) int { return strings.Compare(a.name, b.name) }) {
+		t.Error("syscallsByName is not sorted by name: syscallNumber's binary search needs it (go generate)")
 	}
 	if _, ok := syscallNumber("no_such_call"); ok {
 		t.Error(`syscallNumber("no_such_call") found a number`)
