@@ -78,9 +78,6 @@ func ReadHost(root fs.FS) HostInfo {
 // DetectHost is ReadHost's Kind.
 func DetectHost(root fs.FS) HostKind { return ReadHost(root).Kind }
 
-// HostCPUModel is ReadHost's Model.
-func HostCPUModel(root fs.FS) string { return ReadHost(root).Model }
-
 // cpuInfo returns the values of keys for the first processor in
 // /proc/cpuinfo; a key it does not have is missing from the map.
 func cpuInfo(root fs.FS, keys ...string) map[string]string {

@@ -31,18 +31,18 @@ func TestDetectHost(t *testing.T) {
 	}
 }
 
-func TestHostCPUModel(t *testing.T) {
+func TestReadHostModel(t *testing.T) {
 	tests := []struct{ cpuinfo, want string }{
 		{"processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: QEMU TCG CPU version 2.5+\nflags\t: fpu svm\n\nprocessor\t: 1\nmodel name\t: other\n", "QEMU TCG CPU version 2.5+"},
 		{"processor\t: 0\nflags\t: fpu\n", ""},
 	}
 	for _, tt := range tests {
 		root := fstest.MapFS{"proc/cpuinfo": {Data: []byte(tt.cpuinfo)}}
-		if got := HostCPUModel(root); got != tt.want {
-			t.Errorf("HostCPUModel(%q) = %q, want %q", tt.cpuinfo, got, tt.want)
+		if got := ReadHost(root).Model; got != tt.want {
+			t.Errorf("ReadHost(%q).Model = %q, want %q", tt.cpuinfo, got, tt.want)
 		}
 	}
-	if got := HostCPUModel(fstest.MapFS{}); got != "" {
-		t.Errorf("HostCPUModel(no cpuinfo) = %q, want \"\"", got)
+	if got := ReadHost(fstest.MapFS{}).Model; got != "" {
+		t.Errorf("ReadHost(no cpuinfo).Model = %q, want \"\"", got)
 	}
 }

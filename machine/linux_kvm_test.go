@@ -294,7 +294,7 @@ func guestChecks(release string) []guestCheck {
 		{"ps", "ps -A", matches(`(?m)^\s*1\s+.*init\s*$`)},
 		{"cpuinfo", "grep -c hypervisor /proc/cpuinfo", lines("1")},
 		// govmm passes the host's brand string (CPUID 0x8000_0002-4).
-		{"model", "grep 'model name' /proc/cpuinfo", matches(`(?m)^model name\s*: ` + regexp.QuoteMeta(kvm.HostCPUModel(os.DirFS("/"))) + `\s*$`)},
+		{"model", "grep 'model name' /proc/cpuinfo", matches(`(?m)^model name\s*: ` + regexp.QuoteMeta(kvm.ReadHost(os.DirFS("/")).Model) + `\s*$`)},
 	}
 }
 
