@@ -68,18 +68,12 @@ echo RNG $(cat /sys/class/misc/hw_random/rng_current)
 	}
 }
 
-// TestLinuxVirtioTAP: the guest pings a peer over a TAP device in a
-// network namespace the test made (the TAP, made beforehand with its
-// address, is the peer: its kernel answers).
-func TestLinuxVirtioTAP(t *testing.T) {
-	cache := requireImages(t)
-	runtime.LockOSThread() // govmm starts from this thread, in the namespace; never unlocked
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("a network namespace: %v", err)
-	}
-	defer ns.Close()
-	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "gvtap9"}, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_VNET_HDR | netlink.TUNTAP_NO_PI}
+// addTestTAP makes a TAP device called name (virtio_net_hdr, no packet
+// information) in this thread's network namespace, with the address
+// 10.0.0.1/24, up: the guest's peer.
+func addTestTAP(t *testing.T, name string) {
+	t.Helper()
+	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_VNET_HDR | netlink.TUNTAP_NO_PI}
 	if err := netlink.LinkAdd(tap); err != nil {
 		t.Fatalf("a TAP device: %v", err)
 	}
@@ -92,26 +86,49 @@ func TestLinuxVirtioTAP(t *testing.T) {
 	if err := netlink.LinkSetUp(tap); err != nil {
 		t.Fatal(err)
 	}
-	// A download through the TAP: Linux's TCP with the checksum and
-	// segmentation offloads govmm offers (virtio_net_hdr through to the
-	// host's kernel) and merged receive buffers, checked by its hash.
+}
+
+// serveDownload serves 4 MiB of a known pattern over HTTP on 10.0.0.1
+// (in this thread's network namespace) until the test ends, and returns
+// the bytes and the port.
+func serveDownload(t *testing.T) ([]byte, int) {
+	t.Helper()
 	big := make([]byte, 4<<20)
 	for i := range big {
 		big[i] = byte(i*7 + i>>12)
 	}
-	l, err := net.Listen("tcp4", "10.0.0.1:0") // in the namespace: this thread is
+	l, err := net.Listen("tcp4", "10.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(big) })}
 	go srv.Serve(l)
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	return big, l.Addr().(*net.TCPAddr).Port
+}
+
+// TestLinuxVirtioTAP: the guest pings a peer over a TAP device in a
+// network namespace the test made (the TAP, made beforehand with its
+// address, is the peer: its kernel answers).
+func TestLinuxVirtioTAP(t *testing.T) {
+	cache := requireImages(t)
+	runtime.LockOSThread() // govmm starts from this thread, in the namespace; never unlocked
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatalf("a network namespace: %v", err)
+	}
+	defer ns.Close()
+	addTestTAP(t, "gvtap9")
+	// A download through the TAP: Linux's TCP with the checksum and
+	// segmentation offloads govmm offers (virtio_net_hdr through to the
+	// host's kernel) and merged receive buffers, checked by its hash.
+	big, port := serveDownload(t)
 	script := fmt.Sprintf(`ip addr add 10.0.0.2/24 dev eth0
 ip link set eth0 up
 ping -c 3 -w 2000 10.0.0.1 && echo PING OK
 wget -O /tmp/big http://10.0.0.1:%d/ && sha256sum /tmp/big
 echo FEATURES $(cat /sys/class/net/eth0/device/features)
-`, l.Addr().(*net.TCPAddr).Port)
+`, port)
 	args := []string{"exec", "-cache", cache, "-kvm", kvmtest.Path(), "-timeout", "4m", "-net", "tap,ifname=gvtap9", "--", script}
 	var stdout, stderr bytes.Buffer
 	status, err := run(t.Context(), args, nil, &stdout, &stderr)

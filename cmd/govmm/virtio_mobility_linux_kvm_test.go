@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/govmm/govmm/api"
@@ -176,30 +175,8 @@ func TestLinuxVirtioNetSnapshotRestore(t *testing.T) {
 	}
 	defer ns.Close()
 	const tapName = "gvtap8"
-	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: tapName}, Mode: netlink.TUNTAP_MODE_TAP, Flags: netlink.TUNTAP_VNET_HDR | netlink.TUNTAP_NO_PI}
-	if err := netlink.LinkAdd(tap); err != nil {
-		t.Fatalf("a TAP device: %v", err)
-	}
-	for _, fd := range tap.Fds {
-		fd.Close()
-	}
-	if err := netlink.AddrAdd(tap, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(10, 0, 0, 1), Mask: net.CIDRMask(24, 32)}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := netlink.LinkSetUp(tap); err != nil {
-		t.Fatal(err)
-	}
-	big := make([]byte, 4<<20)
-	for i := range big {
-		big[i] = byte(i*7 + i>>12)
-	}
-	l, err := net.Listen("tcp4", "10.0.0.1:0") // in the namespace, as this thread is
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(big) })}
-	go srv.Serve(l)
-	defer srv.Close()
+	addTestTAP(t, tapName)
+	big, port := serveDownload(t) // in the namespace, as this thread is
 	if err := netns.Set(home); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +205,7 @@ func TestLinuxVirtioNetSnapshotRestore(t *testing.T) {
 	src.end(t)
 
 	g, in := startLinuxIn(t, ns, "-restore", filepath.Join(snaps, "net"), "-cache", cache)
-	cmd := fmt.Sprintf("echo restored $((6*7)) up; ping -c 3 -w 2000 10.0.0.1 >/dev/null && echo PING-OK; wget -O /tmp/big http://10.0.0.1:%d/ && sha256sum /tmp/big\n", l.Addr().(*net.TCPAddr).Port)
+	cmd := fmt.Sprintf("echo restored $((6*7)) up; ping -c 3 -w 2000 10.0.0.1 >/dev/null && echo PING-OK; wget -O /tmp/big http://10.0.0.1:%d/ && sha256sum /tmp/big\n", port)
 	if _, err := in.WriteString(cmd); err != nil {
 		t.Fatal(err)
 	}
