@@ -5,11 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/govmm/govmm/boot"
 	"github.com/govmm/govmm/images/testguest"
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/kvm/kvmtest"
@@ -214,4 +218,32 @@ func TestGuestStatusAndFaults(t *testing.T) {
 			t.Errorf("Run() after resume and stop = %v\nserial:\n%s", err, serial.String())
 		}
 	})
+}
+
+// TestNewTruncatedInitrd: an initrd mapped from its file (as govmm maps
+// it) and truncated before New copies it is New's error, not a crash.
+func TestNewTruncatedInitrd(t *testing.T) {
+	kvmtest.Require(t)
+	g := guests(t)
+	path := filepath.Join(t.TempDir(), "initrd")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("govmm initrd "), 1<<16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	initrd, unmap, err := boot.MapFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unmap()
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{KVMPath: kvmtest.Path(), Kernel: readFile(t, g.ELF), Initrd: initrd, Cmdline: "mode=check",
+		MemSize: 64 << 20, CPUs: 1, SerialOut: io.Discard})
+	if err == nil {
+		m.Close()
+		t.Fatal("New with an initrd truncated under its mapping succeeded")
+	}
+	if !strings.Contains(err.Error(), "loading the kernel: a file changed while govmm read it") {
+		t.Errorf("New = %v, want the changed file named as the reason", err)
+	}
 }
