@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -367,5 +369,36 @@ func TestBreakdownRows(t *testing.T) {
 		if got := r.Peer.String(); got != tt.peer {
 			t.Errorf("%s: cvmm = %s, want %s", tt.prefix, got, tt.peer)
 		}
+	}
+}
+
+// TestFloorRow builds the empty Go and C programs (static, as testvm's
+// machine needs, and reused when built) and times them: both run, and
+// the row has a value on each side.
+func TestFloorRow(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not installed")
+	}
+	dir := t.TempDir()
+	bins, err := buildFloor(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{bins.goBin, bins.cBin} {
+		if err := testvm.CheckStatic(b); err != nil {
+			t.Error(err)
+		}
+	}
+	if again, err := buildFloor(dir); err != nil || again != bins {
+		t.Errorf("buildFloor again = %+v, %v, want %+v reused", again, err, bins)
+	}
+	s := &suite{floor: bins, runs: 3, log: io.Discard}
+	r := s.floorRow(context.Background())
+	if !r.Govmm.ok() || !r.Peer.ok() || r.Govmm.Value <= 0 || r.Peer.Value <= 0 || len(s.errs) > 0 {
+		t.Errorf("floor row = %+v, errors %v: want a time for each program", r, s.errs)
+	}
+	s = &suite{floor: floorBins{goBin: filepath.Join(dir, "missing"), cBin: bins.cBin}, runs: 1, log: io.Discard}
+	if r := s.floorRow(context.Background()); r.Govmm.ok() || len(s.errs) != 1 {
+		t.Errorf("floor row with a missing program = %+v, errors %v: want it failed", r, s.errs)
 	}
 }

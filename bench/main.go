@@ -37,9 +37,10 @@ type options struct {
 	// inner: run the govmm and cvmm rows here and print them as JSON (the
 	// bench runs itself this way inside testvm's machine).
 	inner       bool
-	cvmm, guest string // given to the inner run
-	only        string // comma-separated measurements to run; "" all
-	verbose     bool   // print the start-up breakdown
+	cvmm, guest string    // given to the inner run
+	floor       floorBins // given to the inner run
+	only        string    // comma-separated measurements to run; "" all
+	verbose     bool      // print the start-up breakdown
 }
 
 func main() {
@@ -63,6 +64,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.inner, "inner", false, "internal: run inside testvm's machine and print JSON")
 	fs.StringVar(&o.cvmm, "cvmm", "", "internal: the cvmm binary (with -inner)")
 	fs.StringVar(&o.guest, "guest", "", "internal: guest.elf (with -inner)")
+	fs.StringVar(&o.floor.goBin, "floor-go", "", "internal: the empty Go program (with -inner)")
+	fs.StringVar(&o.floor.cBin, "floor-c", "", "internal: the empty C program (with -inner)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -153,6 +156,10 @@ func runOuter(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	floor, err := buildFloor(cache)
+	if err != nil {
+		return err
+	}
 	gcc, _ := firstLine("gcc", "--version") // buildCVMM just ran it
 	versions := []string{
 		"govmm:  " + govmmVersion(govmm),
@@ -160,9 +167,10 @@ func runOuter(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	if kvmErr := kvmUsable(); kvmErr != nil {
 		fmt.Fprintf(stderr, "bench: no usable KVM here (%v): running govmm and cvmm inside testvm's machine\n", kvmErr)
-		return runNested(ctx, o, nestedInputs{govmm: govmm, cvmm: cvmm, elf: g.ELF, cache: cache, versions: versions}, stdout, stderr)
+		return runNested(ctx, o, nestedInputs{govmm: govmm, cvmm: cvmm, floor: floor, elf: g.ELF, cache: cache, versions: versions}, stdout, stderr)
 	}
 	o = withDefaults(o, false)
+	o.floor = floor
 	s := newSuite(o, govmm, cvmm, g.ELF, cache, stderr)
 	qemu, err := firstLine("qemu-system-x86_64", "--version")
 	if err != nil {
@@ -224,6 +232,7 @@ func newSuite(o options, govmm, cvmm, elf, cache string, log io.Writer) *suite {
 	return &suite{
 		govmm:    govmmVMM(govmm, elf, o.memMiB, cache),
 		cvmm:     cvmmVMM(cvmm, elf, o.memMiB),
+		floor:    o.floor,
 		memMiB:   o.memMiB,
 		runs:     o.runs,
 		only:     o.only,

@@ -14,9 +14,10 @@ import (
 // suite is what one set of measurements runs: the VMMs and how often.
 type suite struct {
 	govmm, cvmm vmm
-	qemu        *vmm   // nil: QEMU rows are n/a for qemuWhy
-	qemuWhy     string // "n/a (...)"
-	qemuNote    string // how QEMU was run, for the notes
+	floor       floorBins // the empty programs of the floor row (floor.go)
+	qemu        *vmm      // nil: QEMU rows are n/a for qemuWhy
+	qemuWhy     string    // "n/a (...)"
+	qemuNote    string    // how QEMU was run, for the notes
 	memMiB      int
 	runs        int           // runs of each VMM per measurement; the median is reported
 	n           int           // exits per pio/mmio run
@@ -102,11 +103,14 @@ func (s *suite) bootRows(ctx context.Context) []row {
 	// KVM's costs a kthread at KVM_CREATE_PIT2 and SRCU grace periods and
 	// the kthread's end when the VM goes (~15 ms on a PVM host).
 	userPIT := withArgs(s.govmm, "govmm -pit user", "-pit", "user")
-	var g, u, c, q series
-	s.progress("boot: %d runs each of govmm, govmm -pit user, cvmm, qemu (+1 warm-up)", s.runs)
+	// And without its sandbox too, as cvmm runs: the like-for-like row.
+	bare := withArgs(userPIT, "govmm -pit user -seccomp off -landlock off", "-seccomp", "off", "-landlock", "off")
+	var g, u, b, c, q series
+	s.progress("boot: %d runs each of govmm, govmm -pit user, govmm -pit user without its sandbox, cvmm, qemu (+1 warm-up)", s.runs)
 	for i := 0; i <= s.runs; i++ {
 		run(&s.govmm, &g, i > 0)
 		run(&userPIT, &u, i > 0)
+		run(&bare, &b, i > 0)
 		run(&s.cvmm, &c, i > 0)
 		if s.qemu != nil {
 			run(s.qemu, &q, i > 0)
@@ -141,6 +145,11 @@ func (s *suite) bootRows(ctx context.Context) []row {
 			Notes: "peer cvmm (same runs); govmm's PIT model, not KVM's: no PIT kthread or its teardown"},
 		{Name: "boot + power-off wall time, govmm -pit user", Govmm: ms(&u, u.wall), Peer: ms(&c, c.wall), Unit: "ms",
 			Notes: "peer cvmm (same runs)"},
+		{Name: "exec -> first guest exit, govmm -pit user -seccomp off -landlock off", Govmm: ms(&b, b.seen), Peer: ms(&c, c.seen), Unit: "ms",
+			Notes: "peer cvmm (same runs); like for like: cvmm has neither a PIT nor a sandbox"},
+		{Name: "boot + power-off wall time, govmm -pit user -seccomp off -landlock off", Govmm: ms(&b, b.wall), Peer: ms(&c, c.wall), Unit: "ms",
+			Notes: "peer cvmm (same runs)"},
+		s.floorRow(ctx),
 	}
 }
 

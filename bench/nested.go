@@ -22,6 +22,7 @@ const resultPrefix = "GOVMM-BENCH-RESULT "
 // nestedInputs are the host files the inner bench needs.
 type nestedInputs struct {
 	govmm, cvmm, elf, cache string
+	floor                   floorBins
 	versions                []string
 }
 
@@ -51,8 +52,9 @@ func runNested(ctx context.Context, o options, in nestedInputs, stdout, stderr i
 		govmmNote = fmt.Sprintf("; %s is dynamically linked, so the machine runs a CGO_ENABLED=0 build of the same sources", in.govmm)
 	}
 	o = withDefaults(o, true)
-	cfg.Files = []string{self, govmm, in.cvmm, in.elf}
+	cfg.Files = []string{self, govmm, in.cvmm, in.elf, in.floor.goBin, in.floor.cBin}
 	cfg.Argv = []string{self, "-inner", "-govmm", govmm, "-cvmm", in.cvmm, "-guest", in.elf,
+		"-floor-go", in.floor.goBin, "-floor-c", in.floor.cBin,
 		"-runs", strconv.Itoa(o.runs), "-n", strconv.Itoa(o.n), "-mem", strconv.Itoa(o.memMiB), "-only", o.only,
 		"-v=" + strconv.FormatBool(o.verbose)}
 	cfg.Timeout = 60 * time.Minute
