@@ -115,15 +115,6 @@ func (s *suite) smpRows(ctx context.Context) []row {
 				}
 			}
 		}
-		ms := func(ds []time.Duration, err error) cell {
-			switch {
-			case err != nil:
-				return s.fail(err)
-			case len(ds) == 0:
-				return s.fail(errors.New("no runs"))
-			}
-			return value(durationMS(median(ds)))
-		}
 		note := "peer cvmm (1 vCPU, no ACPI tables); each VMM's -v line; govmm's clock starts after Go runtime init and flag parsing"
 		if gErr == nil && len(setup) > 0 {
 			note += fmt.Sprintf("; govmm's setup step (devices, ACPI tables, kernel, vCPUs, CPUID) %.2f ms", durationMS(median(setup)))
@@ -131,12 +122,12 @@ func (s *suite) smpRows(ctx context.Context) []row {
 		if n == smpCPUs[len(smpCPUs)-1] && limits != "" {
 			note += "; " + limits
 		}
-		rows = append(rows, row{Name: startName, Govmm: ms(start, gErr), Peer: cvmmCell, Unit: "ms", Notes: note})
+		rows = append(rows, row{Name: startName, Govmm: s.medianCell(start, gErr), Peer: cvmmCell, Unit: "ms", Notes: note})
 		q := missing(qemuWhy)
 		if s.qemu != nil {
-			q = ms(qLine, qErr)
+			q = s.medianCell(qLine, qErr)
 		}
-		firstLine = append(firstLine, row{Name: lineName, Govmm: ms(gLine, gErr), Peer: q, Unit: "ms",
+		firstLine = append(firstLine, row{Name: lineName, Govmm: s.medianCell(gLine, gErr), Peer: q, Unit: "ms",
 			Notes: fmt.Sprintf("peer QEMU -M q35 -enable-kvm -smp %d (firmware, then the PVH entry); %s", n, bootCmdline)})
 	}
 	rows = append(rows, firstLine...)
@@ -184,23 +175,14 @@ func (s *suite) apRow(ctx context.Context, qemuWhy string, maxVCPUs int, limits 
 			}
 		}
 	}
-	ms := func(ds []time.Duration, err error) cell {
-		switch {
-		case err != nil:
-			return s.fail(err)
-		case len(ds) == 0:
-			return s.fail(errors.New("no runs"))
-		}
-		return value(durationMS(median(ds)))
-	}
-	r.Govmm = ms(g, gErr)
+	r.Govmm = s.medianCell(g, gErr)
 	switch {
 	case s.qemu == nil:
 		r.Peer = missing(qemuWhy)
 	case qemuNA != "":
 		r.Peer = missing(qemuNA)
 	default:
-		r.Peer = ms(q, qErr)
+		r.Peer = s.medianCell(q, qErr)
 	}
 	return r
 }
@@ -274,4 +256,16 @@ func runLines(ctx context.Context, argv []string, okStatus int, cmdline string, 
 		}
 	}
 	return res, nil
+}
+
+// medianCell is the median of ds in milliseconds, or the failure: err,
+// or no runs at all.
+func (s *suite) medianCell(ds []time.Duration, err error) cell {
+	switch {
+	case err != nil:
+		return s.fail(err)
+	case len(ds) == 0:
+		return s.fail(errors.New("no runs"))
+	}
+	return value(durationMS(median(ds)))
 }

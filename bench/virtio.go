@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -281,38 +280,16 @@ type virtioTimes struct {
 
 var exitsLine = regexp.MustCompile(`exits to user space: (\d+)`)
 
-// runVirtio runs v on cmdline and times the first line starting with each
-// of lines on its standard output.
+// runVirtio runs v on cmdline (which must end with the guest's "virtio
+// ok") and times the first line starting with each of lines on its
+// standard output.
 func runVirtio(ctx context.Context, v virtioVMM, cmdline string, lines []string, timeout time.Duration) (virtioTimes, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	argv := append(append([]string{}, v.argv...), "-append", cmdline)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	lt := &lineTimer{want: lines, at: make([]time.Duration, len(lines)), start: time.Now()}
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = lt, &stderr
-	cmd.WaitDelay = 2 * time.Second
-	err := cmd.Run()
-	var ee *exec.ExitError
-	status := 0
-	switch {
-	case ctx.Err() != nil:
-		return virtioTimes{}, fmt.Errorf("%s %q did not finish within %v: %s", v.name, cmdline, timeout, tail(lt.out.String()+stderr.String()))
-	case errors.As(err, &ee):
-		status = ee.ExitCode()
-	case err != nil:
-		return virtioTimes{}, err
+	res, err := runLines(ctx, v.argv, v.okStatus, cmdline, lines, "virtio ok", timeout)
+	if err != nil {
+		return virtioTimes{}, fmt.Errorf("%s: %w", v.name, err)
 	}
-	if status != v.okStatus || !strings.Contains(lt.out.String(), "virtio ok") {
-		return virtioTimes{}, fmt.Errorf("%s %q exited %d: %s", v.name, cmdline, status, tail(lt.out.String()+stderr.String()))
-	}
-	t := virtioTimes{at: lt.at, exits: -1}
-	for i, a := range lt.at {
-		if a == 0 {
-			return t, fmt.Errorf("%s %q never printed %q: %s", v.name, cmdline, lines[i], tail(lt.out.String()))
-		}
-	}
-	if m := exitsLine.FindStringSubmatch(stderr.String()); m != nil {
+	t := virtioTimes{at: res.at, exits: -1}
+	if m := exitsLine.FindStringSubmatch(res.stderr); m != nil {
 		t.exits, _ = strconv.Atoi(m[1])
 	}
 	return t, nil
