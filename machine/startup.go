@@ -18,6 +18,7 @@ type Phase struct {
 
 // startup times the steps of New, for -v and make bench -v.
 type startup struct {
+	mu     sync.Mutex // for a step waited for on another goroutine
 	last   time.Time
 	phases []Phase
 }
@@ -26,14 +27,16 @@ func startClock() *startup { return &startup{last: time.Now()} }
 
 // mark ends the step called name.
 func (s *startup) mark(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := time.Now()
 	s.phases = append(s.phases, Phase{name, now.Sub(s.last), false})
 	s.last = now
 }
 
 // alongside runs f on a goroutine of its own while New goes on, and
-// returns the function that waits for it (once or more, on one goroutine)
-// and then records it as a step that ran alongside.
+// returns the function that waits for it (once or more, on any
+// goroutine) and then records it as a step that ran alongside.
 func (s *startup) alongside(name string, f func() error) func() error {
 	type result struct {
 		err  error
@@ -47,6 +50,8 @@ func (s *startup) alongside(name string, f func() error) func() error {
 	}()
 	return sync.OnceValue(func() error {
 		r := <-done
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		s.phases = append(s.phases, Phase{name, r.took, true})
 		return r.err
 	})

@@ -37,3 +37,31 @@ func TestStartupClock(t *testing.T) {
 		t.Errorf("FormatPhases = %q, want %q", got, want)
 	}
 }
+
+// TestStartupClockWaitedElsewhere: a step run alongside may be waited for
+// by another step run alongside (as New's vCPUs wait for the supported
+// CPUID) while New goes on marking its own: each is recorded once. Run
+// with -race, this is what keeps the clock's record consistent.
+func TestStartupClockWaitedElsewhere(t *testing.T) {
+	c := startClock()
+	waitCPUID := c.alongside("cpuid", func() error { return nil })
+	waitVCPUs := c.alongside("vcpus", waitCPUID)
+	for _, name := range []string{"kvm", "setup", "state"} {
+		c.mark(name)
+	}
+	if err := waitVCPUs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCPUID(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, p := range c.phases {
+		seen[p.Name]++
+	}
+	for _, name := range []string{"cpuid", "vcpus", "kvm", "setup", "state"} {
+		if seen[name] != 1 {
+			t.Errorf("phase %s recorded %d times, want once: %+v", name, seen[name], c.phases)
+		}
+	}
+}
