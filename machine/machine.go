@@ -211,22 +211,19 @@ func (m *Machine) line(irq uint32) devices.IRQLine {
 	return devices.IRQFunc(func(high bool) error { return m.vm.SetIRQLine(irq, high) })
 }
 
-// hideCPUID says whether to hide the features PVM's emulator fails on.
-func (m *Machine) hideCPUID() bool {
-	switch m.cfg.Hide {
-	case HideOn:
-		return true
-	case HideOff:
-		return false
+// hiddenCPUID is the CPUID features govmm asks KVM to hide: those PVM's
+// emulator fails on, with -hide-cpuid on, or auto on a PVM host; else none.
+func (m *Machine) hiddenCPUID() []vcpu.CPUIDBit {
+	if m.cfg.Hide == HideOn || m.cfg.Hide != HideOff && m.host == kvm.HostPVM {
+		return vcpu.PVMHidden
 	}
-	return m.host == kvm.HostPVM
+	return nil
 }
 
 // madeVCPU is a vCPU KVM has made, with the CPUID KVM gives its guest.
 type madeVCPU struct {
-	hw     *kvm.VCPU
-	cpuid  []kvm.CPUIDEntry // as KVM_GET_CPUID2 reads it back
-	hidden []vcpu.CPUIDBit  // the features govmm asked KVM to hide
+	hw    *kvm.VCPU
+	cpuid []kvm.CPUIDEntry // as KVM_GET_CPUID2 reads it back
 }
 
 // makeVCPUs creates the VM's vCPUs in KVM, in order, then sets their
@@ -235,10 +232,7 @@ type madeVCPU struct {
 // for the caller to close. It touches nothing but KVM: New runs it
 // alongside the rest of the setup.
 func (m *Machine) makeVCPUs(supported []kvm.CPUIDEntry, made *[]madeVCPU) error {
-	var hide []vcpu.CPUIDBit
-	if m.hideCPUID() {
-		hide = vcpu.PVMHidden
-	}
+	hide := m.hiddenCPUID()
 	topo := vcpu.Topology{Cores: m.cfg.CPUs}
 	for id := 0; id < m.cfg.CPUs; id++ {
 		// KVM's vCPU id is the initial APIC ID; the MADT lists the same.
@@ -246,7 +240,7 @@ func (m *Machine) makeVCPUs(supported []kvm.CPUIDEntry, made *[]madeVCPU) error 
 		if err != nil {
 			return err
 		}
-		*made = append(*made, madeVCPU{hw: hw, hidden: hide})
+		*made = append(*made, madeVCPU{hw: hw})
 	}
 	vcpus := *made
 	setCPUID := func(id int) error {
@@ -288,10 +282,11 @@ func (m *Machine) makeVCPUs(supported []kvm.CPUIDEntry, made *[]madeVCPU) error 
 // for INIT/SIPI in the in-kernel LAPIC.
 func (m *Machine) createVCPUs(made []madeVCPU) error {
 	var visible []vcpu.CPUIDBit
+	hide := m.hiddenCPUID()
 	for id, mv := range made {
-		now := vcpu.StillVisible(mv.cpuid, mv.hidden)
+		now := vcpu.StillVisible(mv.cpuid, hide)
 		if m.cfg.Verbose && (id == 0 || !sameBits(now, visible)) {
-			reportVisible(m.log, id, now, len(mv.hidden))
+			reportVisible(m.log, id, now, len(hide))
 		}
 		visible = now
 		v := vcpu.New(vcpu.Config{ID: id, HW: mv.hw, IO: m.plat.io, MMIO: m.plat.mmio, Mem: m.mem, CPUID: mv.cpuid})
