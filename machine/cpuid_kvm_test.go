@@ -156,3 +156,42 @@ func TestMXCSRFixupsInGuest(t *testing.T) {
 		}
 	}
 }
+
+// TestVCPUsGetTheirOwnCPUID: New sets the vCPUs' CPUID on several threads
+// at once (makeVCPUs); each vCPU must still get its own table, whose
+// initial APIC ID (leaf 1 EBX[31:24]; leaf 0xB's x2APIC ID in EDX) is the
+// APIC ID it was created with, as the MADT says.
+func TestVCPUsGetTheirOwnCPUID(t *testing.T) {
+	kvmtest.Require(t)
+	const cpus = 8
+	m, err := New(Config{KVMPath: kvmtest.Path(), Kernel: readFile(t, guests(t).ELF), MemSize: 64 << 20, CPUs: cpus})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer m.Close()
+	topo := vcpu.Topology{Cores: cpus}
+	if got := len(m.VCPUs()); got != cpus {
+		t.Fatalf("%d vCPUs, want %d", got, cpus)
+	}
+	for i, v := range m.VCPUs() {
+		want := topo.APICID(i)
+		var leaf1, leafB bool
+		for _, e := range v.CPUID {
+			switch {
+			case e.Function == 1:
+				leaf1 = true
+				if got := e.EBX >> 24; got != want {
+					t.Errorf("vCPU %d: CPUID 1 EBX's APIC ID = %d, want %d", i, got, want)
+				}
+			case e.Function == 0xb && e.Index == 0:
+				leafB = true
+				if e.EDX != want {
+					t.Errorf("vCPU %d: CPUID 0xB EDX (x2APIC ID) = %d, want %d", i, e.EDX, want)
+				}
+			}
+		}
+		if !leaf1 || !leafB {
+			t.Errorf("vCPU %d: its table lacks leaf 1 (%v) or leaf 0xB (%v)", i, leaf1, leafB)
+		}
+	}
+}
