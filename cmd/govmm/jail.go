@@ -77,7 +77,7 @@ func parseJailFlags(args []string, stderr io.Writer) (*jailOptions, []string, er
 	fs.StringVar(&o.memory, "memory", "", "the memory limit (K, M, G); it must hold the guest's RAM and govmm's own; default: none")
 	fs.IntVar(&c.Cgroup.Pids, "pids", 0, "the most tasks, threads included (govmm needs about 10 plus one per vCPU); 0: no limit")
 	fs.Uint64Var(&c.NoFile, "nofile", 1024, "the open-file limit (RLIMIT_NOFILE)")
-	fs.StringVar(&o.fsize, "fsize", "", "the largest file govmm may write (RLIMIT_FSIZE; K, M, G), disk images and guest RAM's memory file included, so at least -mem; default: no limit")
+	fs.StringVar(&o.fsize, "fsize", "", "the largest file govmm may write (RLIMIT_FSIZE; K, M, G), disk images included; below -mem, guest RAM is anonymous memory rather than a memory file, which the limit would bound too; default: no limit")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the jail's layout, and its cgroup's usage at the end")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
 	fs.Usage = func() {
@@ -266,10 +266,6 @@ func jailVMFiles(c *jail.Config, o *options, kernel, initrd string) error {
 		if m < need {
 			return fmt.Errorf("jail: -memory %d MiB is less than the guest's RAM (-mem %d MiB) plus govmm's own memory and files (%d MiB): give -memory %dM or more, or a smaller -mem", m>>20, o.mem>>20, (need-o.mem)>>20, (need+(1<<20)-1)>>20)
 		}
-	}
-	// Guest RAM is a memfd, whose size RLIMIT_FSIZE bounds as a file's.
-	if f := c.FileSize; f > 0 && f < o.mem {
-		return fmt.Errorf("jail: -fsize %d MiB is less than the guest's RAM (-mem %d MiB), which govmm keeps in a memory file that the limit bounds too: give -fsize %dM or more", f>>20, o.mem>>20, o.mem>>20)
 	}
 	if path, ok := strings.CutPrefix(o.serial, "file:"); ok {
 		abs, err := absPath(path)

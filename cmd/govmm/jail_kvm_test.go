@@ -148,13 +148,15 @@ func cgroupMounts(t *testing.T) []string {
 
 // TestJailRunsGuest runs the test guest in a jail with every limit, and
 // checks its output, the cgroup's usage in -v and that nothing is left.
+// -fsize is below -mem: guest RAM is then anonymous memory, not a memory
+// file the limit would refuse.
 func TestJailRunsGuest(t *testing.T) {
 	g := requireJail(t)
 	dir := t.TempDir()
 	base, serial := filepath.Join(dir, "base"), filepath.Join(dir, "serial")
 	before := mounts(t)
 	status, _, stderr, err := jailed(t, "-id", "runs", "-uid", "65534", "-gid", "65534", "-base", base, "-v",
-		"-memory", "256M", "-cpu-quota", "1", "-pids", "64", "-cpuset", "0", "-nofile", "64", "-fsize", "64M",
+		"-memory", "256M", "-cpu-quota", "1", "-pids", "64", "-cpuset", "0", "-nofile", "64", "-fsize", "16M",
 		"--", "-kernel", g.ELF, "-mem", "64M", "-append", "mode=check loops=1000", "-serial", "file:"+serial, "-v")
 	if status != 0 || err != nil {
 		t.Fatalf("govmm jail ... -- -kernel guest.elf = %d, %v, want 0\nstderr:\n%s", status, err, stderr)
