@@ -110,6 +110,15 @@ func TestParseSmapsAndGuestMapping(t *testing.T) {
 	if _, err := guestMapping(ms, 2<<30); err == nil {
 		t.Errorf("guestMapping(2 GiB) found one, want an error")
 	}
+	// govmm's RAM is a memfd mapped shared; a file of the same size is not RAM.
+	memfd, err := parseSmaps("7f1000000000-7f1020000000 rw-s 00000000 00:01 2049 /memfd:govmm-guest-ram (deleted)\nSize: 524288 kB\nRss: 1024 kB\n" +
+		"7f2000000000-7f2020000000 rw-s 00000000 08:01 77 /var/disk.img\nSize: 524288 kB\nRss: 4 kB\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := guestMapping(memfd, 512<<20); err != nil || g.Start != 0x7f1000000000 || g.Rss != 1<<20 {
+		t.Errorf("guestMapping(memfd RAM) = %+v, %v, want the /memfd: mapping", g, err)
+	}
 	if _, err := parseSmaps("zzzz-1000 rw-p 0 00:00 0\n"); err == nil {
 		t.Errorf("parseSmaps(bad address) succeeded, want an error")
 	}

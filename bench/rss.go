@@ -63,13 +63,15 @@ func parseSmaps(s string) ([]mapping, error) {
 	return out, nil
 }
 
-// guestMapping picks the guest RAM among ms: the smallest anonymous,
-// writable mapping at least guestBytes long.
+// guestMapping picks the guest RAM among ms: the smallest writable
+// mapping at least guestBytes long that is anonymous or a memory file
+// (memfd_create's "/memfd:NAME", as govmm's RAM is).
 func guestMapping(ms []mapping, guestBytes uint64) (mapping, error) {
 	var best mapping
 	found := false
 	for _, m := range ms {
-		if m.Path != "" || !strings.HasPrefix(m.Perms, "rw") || m.Size < guestBytes {
+		ram := m.Path == "" || strings.HasPrefix(m.Path, "/memfd:")
+		if !ram || !strings.HasPrefix(m.Perms, "rw") || m.Size < guestBytes {
 			continue
 		}
 		if !found || m.Size < best.Size {
@@ -77,7 +79,7 @@ func guestMapping(ms []mapping, guestBytes uint64) (mapping, error) {
 		}
 	}
 	if !found {
-		return mapping{}, fmt.Errorf("no anonymous writable mapping of at least %d MiB in smaps: is this the VMM process?", guestBytes>>20)
+		return mapping{}, fmt.Errorf("no writable anonymous or memfd mapping of at least %d MiB in smaps: is this the VMM process?", guestBytes>>20)
 	}
 	return best, nil
 }
