@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -409,5 +410,46 @@ func TestFloorRow(t *testing.T) {
 	s = &suite{floor: floorBins{goBin: filepath.Join(dir, "missing"), cBin: bins.cBin}, runs: 1, log: io.Discard}
 	if r := s.floorRow(context.Background()); r.Govmm.ok() || len(s.errs) != 1 {
 		t.Errorf("floor row with a missing program = %+v, errors %v: want it failed", r, s.errs)
+	}
+}
+
+// TestCachedBuild: a failed build leaves no folder that a later call would
+// take for finished; a finished one is reused without building again.
+func TestCachedBuild(t *testing.T) {
+	cache := t.TempDir()
+	boom := fmt.Errorf("boom")
+	half := func(tmp string) error {
+		if err := os.WriteFile(filepath.Join(tmp, "a"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return boom // "b" never made
+	}
+	if _, err := cachedBuild(cache, "x", []byte("k"), []string{"a", "b"}, half); err != boom {
+		t.Fatalf("cachedBuild with a failing build = %v, want %v", err, boom)
+	}
+	if left, _ := os.ReadDir(cache); len(left) != 0 {
+		t.Errorf("a failed build left %v in the cache", left)
+	}
+	builds := 0
+	full := func(tmp string) error {
+		builds++
+		for _, f := range []string{"a", "b"} {
+			if err := os.WriteFile(filepath.Join(tmp, f), nil, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for range 2 {
+		dir, err := cachedBuild(cache, "x", []byte("k"), []string{"a", "b"}, full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "b")); err != nil {
+			t.Errorf("after cachedBuild: %v", err)
+		}
+	}
+	if builds != 1 {
+		t.Errorf("built %d times, want once and then reused", builds)
 	}
 }

@@ -26,30 +26,63 @@ func buildCVMM(cacheDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("gcc is needed to build the C peer (apt-get install gcc): %w", err)
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%q\n%s\n", cvmmFlags, gccVersion)
-	h.Write(cvmmSource)
-	dir := filepath.Join(cacheDir, "cvmm-"+hex.EncodeToString(h.Sum(nil))[:16])
-	bin := filepath.Join(dir, "cvmm")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
+	key := append([]byte(fmt.Sprintf("%q\n%s\n", cvmmFlags, gccVersion)), cvmmSource...)
+	dir, err := cachedBuild(cacheDir, "cvmm", key, []string{"cvmm"}, func(tmp string) error {
+		src := filepath.Join(tmp, "cvmm.c")
+		if err := os.WriteFile(src, cvmmSource, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", src, err)
+		}
+		return gccStatic(src, filepath.Join(tmp, "cvmm"))
+	})
+	return filepath.Join(dir, "cvmm"), err
+}
+
+// cachedBuild returns the folder cacheDir/name-<hash of key>, which build
+// fills once (given a temporary folder that is then renamed into place,
+// so that an interrupted build is never taken for a finished one) and
+// which is reused while it holds every file of outs.
+func cachedBuild(cacheDir, name string, key []byte, outs []string, build func(tmp string) error) (string, error) {
+	sum := sha256.Sum256(key)
+	dir := filepath.Join(cacheDir, name+"-"+hex.EncodeToString(sum[:])[:16])
+	built := func() bool {
+		for _, o := range outs {
+			if _, err := os.Stat(filepath.Join(dir, o)); err != nil {
+				return false
+			}
+		}
+		return true
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create %s: %w", dir, err)
+	if built() {
+		return dir, nil
 	}
-	src := filepath.Join(dir, "cvmm.c")
-	if err := os.WriteFile(src, cvmmSource, 0o644); err != nil {
-		return "", fmt.Errorf("write %s: %w", src, err)
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", cacheDir, err)
 	}
-	tmp := bin + ".tmp"
-	args := append(append([]string{}, cvmmFlags...), "-o", tmp, src)
-	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("gcc %s: %w\n%s(a static build needs libc.a: apt-get install libc6-dev)", strings.Join(args, " "), err, out)
+	tmp, err := os.MkdirTemp(cacheDir, name+"-build-")
+	if err != nil {
+		return "", fmt.Errorf("create a folder to build %s in: %w", name, err)
 	}
-	if err := os.Rename(tmp, bin); err != nil {
-		return "", fmt.Errorf("move cvmm into place: %w", err)
+	defer os.RemoveAll(tmp) // gone once renamed; what a failed build left otherwise
+	if err := build(tmp); err != nil {
+		return "", err
 	}
-	return bin, nil
+	if err := os.RemoveAll(dir); err != nil { // an unfinished earlier build
+		return "", fmt.Errorf("remove %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil && !built() { // else another build won
+		return "", fmt.Errorf("move %s into place: %w", name, err)
+	}
+	return dir, nil
+}
+
+// gccStatic compiles the C file src into out with cvmm's flags (static,
+// for testvm's machine, which has no libraries).
+func gccStatic(src, out string) error {
+	args := append(append([]string{}, cvmmFlags...), "-o", out, src)
+	if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("gcc %s: %w\n%s(a static build needs libc.a: apt-get install libc6-dev)", strings.Join(args, " "), err, b)
+	}
+	return nil
 }
 
 // buildStatic builds the Go package pkg of this module with cgo off, so

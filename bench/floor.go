@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -37,34 +34,25 @@ func buildFloor(cacheDir string) (floorBins, error) {
 	if err != nil {
 		return floorBins{}, fmt.Errorf("go is needed to build the Go floor program: %w", err)
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%q\n%s\n%s\n%s%s%s", cvmmFlags, gccVersion, goVersion, floorC, floorGo, floorGoMod)
-	dir := filepath.Join(cacheDir, "floor-"+hex.EncodeToString(h.Sum(nil))[:16])
-	bins := floorBins{goBin: filepath.Join(dir, "empty-go"), cBin: filepath.Join(dir, "empty-c")}
-	if _, err := os.Stat(bins.goBin); err == nil {
-		if _, err := os.Stat(bins.cBin); err == nil {
-			return bins, nil
+	key := fmt.Sprintf("%q\n%s\n%s\n%s%s%s", cvmmFlags, gccVersion, goVersion, floorC, floorGo, floorGoMod)
+	dir, err := cachedBuild(cacheDir, "floor", []byte(key), []string{"empty-go", "empty-c"}, func(tmp string) error {
+		for name, text := range map[string]string{"empty.c": floorC, "main.go": floorGo, "go.mod": floorGoMod} {
+			if err := os.WriteFile(filepath.Join(tmp, name), []byte(text), 0o644); err != nil {
+				return fmt.Errorf("write the floor program: %w", err)
+			}
 		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return floorBins{}, fmt.Errorf("create %s: %w", dir, err)
-	}
-	for name, text := range map[string]string{"empty.c": floorC, "main.go": floorGo, "go.mod": floorGoMod} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			return floorBins{}, fmt.Errorf("write the floor program: %w", err)
+		if err := gccStatic(filepath.Join(tmp, "empty.c"), filepath.Join(tmp, "empty-c")); err != nil {
+			return err
 		}
-	}
-	args := append(append([]string{}, cvmmFlags...), "-o", bins.cBin, filepath.Join(dir, "empty.c"))
-	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-		return floorBins{}, fmt.Errorf("gcc %s: %w\n%s(a static build needs libc.a: apt-get install libc6-dev)", strings.Join(args, " "), err, out)
-	}
-	cmd := exec.Command("go", "build", "-o", bins.goBin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return floorBins{}, fmt.Errorf("go build in %s: %w\n%s", dir, err, out)
-	}
-	return bins, nil
+		cmd := exec.Command("go", "build", "-o", "empty-go", ".")
+		cmd.Dir = tmp
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build of the empty Go program: %w\n%s", err, out)
+		}
+		return nil
+	})
+	return floorBins{goBin: filepath.Join(dir, "empty-go"), cBin: filepath.Join(dir, "empty-c")}, err
 }
 
 // floorRow times each empty program from exec to its exit, s.runs times
