@@ -63,15 +63,10 @@ func (s *suite) smpRows(ctx context.Context) []row {
 			cvmmStart = append(cvmmStart, time.Duration(v*float64(time.Millisecond)))
 		}
 	}
-	cvmmCell := func() cell {
-		switch {
-		case cvmmErr != nil:
-			return s.fail(cvmmErr)
-		case len(cvmmStart) == 0:
-			return s.fail(errors.New("cvmm -v printed no \"starting 1 vCPU(s)\" line"))
-		}
-		return value(durationMS(median(cvmmStart)))
-	}()
+	if cvmmErr == nil && len(cvmmStart) == 0 {
+		cvmmErr = errors.New("cvmm -v printed no \"starting 1 vCPU(s)\" line")
+	}
+	cvmmCell := s.medianCell(cvmmStart, cvmmErr)
 
 	var firstLine []row
 	for _, n := range smpCPUs {
